@@ -1,0 +1,193 @@
+"""Command line: ``python -m kdci_core {teacher train|teacher inspect|distill} ...``.
+
+Exit status: 0 success, 2 rejected input (one clear line on stderr, no traceback), 1 internal
+failure. ``--json OUT`` writes the machine-readable result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import InputError
+
+
+
+def _write_json(path: str | None, obj: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(obj, indent=2, default=lambda o: getattr(o, "tolist", str)(o)))
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _method_params(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise InputError(f"--param: expected KEY=VALUE, found {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = _parse_value(value)
+    return out
+
+
+def cmd_teacher_train(args) -> int:
+    from .device import resolve_device
+    from .progress import TqdmProgress
+    from .teachers import train_teacher
+
+    progress = TqdmProgress(enabled=not args.quiet)
+    summary = train_teacher(args.dataset, args.arch, epochs=args.epochs, out=args.out,
+                            data_root=args.data_root, seed=args.seed, lr=args.lr,
+                            batch_size=args.batch_size, device=resolve_device(args.device),
+                            progress=progress)
+    progress.close()
+    print(f"trained {args.arch} on {args.dataset}: test accuracy {summary['test_accuracy']:.2f}% "
+          f"({summary['parameters']:,} parameters) -> {args.out}")
+    _write_json(args.json, summary)
+    return 0
+
+
+def cmd_teacher_inspect(args) -> int:
+    from .data import load_dataset
+    from .device import resolve_device
+    from .teachers import load_teacher
+    from .training import evaluate
+
+    device = resolve_device(args.device)
+    data = load_dataset(args.dataset, args.data_root) if args.dataset else None
+    if data is not None and data.info.num_classes != args.num_classes:
+        raise InputError(f"--num-classes {args.num_classes}: dataset {args.dataset} has "
+                         f"{data.info.num_classes} classes")
+    bundle = load_teacher(args.file, args.arch, num_classes=args.num_classes,
+                          in_channels=data.info.in_channels if data else None, device=device)
+    report = {"file": args.file, "valid": True, **bundle.describe(), "metadata": bundle.metadata}
+    print(f"{args.file}: valid {args.arch} checkpoint ({bundle.checkpoint_format}), "
+          f"{bundle.num_classes} classes, {bundle.in_channels} input channel(s), "
+          f"{bundle.parameter_count:,} parameters")
+    if data is not None:
+        ev = evaluate(bundle.model, data.test, num_classes=data.info.num_classes, device=device)
+        report.update(dataset=args.dataset, test_accuracy=ev.accuracy, per_class_accuracy=ev.per_class)
+        print(f"test accuracy on {args.dataset}: {ev.accuracy:.2f}%")
+        for name, acc in zip(data.info.class_names, ev.per_class):
+            print(f"  {name:>14}: {acc:6.2f}%")
+    _write_json(args.json, report)
+    return 0
+
+
+def cmd_distill(args) -> int:
+    from .config import DistillConfig
+    from .distill import distill
+    from .progress import TqdmProgress
+
+    cfg = DistillConfig(
+        teacher=args.teacher, teacher_arch=args.teacher_arch, student=args.student,
+        dataset=args.dataset, data_root=args.data_root, method=args.method,
+        kdci=args.kdci == "on", k=args.k, ablation=args.ablation,
+        dictionary_source=args.dictionary_source, dictionary_source_arch=args.dictionary_source_arch,
+        wild_data=args.wild_data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size, lr=args.lr, tau=args.tau, attn_dim=args.attn_dim,
+        fusion=args.fusion, pca_dim=args.pca_dim, seed=args.seed, device=args.device,
+        amp=not args.no_amp, method_params=_method_params(args.param))
+    progress = TqdmProgress(enabled=not args.quiet)
+
+    def on_epoch(rec):
+        if not args.quiet:
+            print(f"epoch {rec['epoch']:>3}  step {rec['step']:>6}  loss {rec['loss']:.4f}  "
+                  f"student {rec['student_accuracy']:.2f}%", file=sys.stderr)
+
+    result = distill(cfg, progress=progress, on_epoch=on_epoch, run_name=args.name)
+    progress.close()
+    print(f"run {result['run_id']}: {cfg.method} kdci={args.kdci} teacher {result['teacher_accuracy']:.2f}% "
+          f"student {result['student_accuracy']:.2f}% ({result['wall_time_s']:.1f} s, "
+          f"peak {result['peak_memory_mb']:.0f} MB, {result['device']})")
+    _write_json(args.json, result)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import ABLATION_CHOICES, FUSION_CHOICES, DistillConfig
+    from .device import DEVICE_CHOICES
+    from .methods import METHODS
+
+    d = DistillConfig()
+    p = argparse.ArgumentParser(prog="python -m kdci_core",
+                                description="KDCI Studio engine: data-free distillation with causal intervention.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    teacher = sub.add_parser("teacher", help="train or inspect a teacher").add_subparsers(
+        dest="teacher_command", required=True)
+    tr = teacher.add_parser("train", help="train a teacher on a labelled dataset")
+    tr.add_argument("--dataset", required=True)
+    tr.add_argument("--data-root")
+    tr.add_argument("--arch", required=True)
+    tr.add_argument("--epochs", type=int, required=True)
+    tr.add_argument("--out", required=True, help=".safetensors (with metadata), .pt or .pth")
+    tr.add_argument("--lr", type=float, default=0.05)
+    tr.add_argument("--batch-size", type=int, default=128)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    tr.add_argument("--json")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=cmd_teacher_train)
+
+    ins = teacher.add_parser("inspect", help="load a teacher file safely, validate, score it")
+    ins.add_argument("file")
+    ins.add_argument("--arch", required=True)
+    ins.add_argument("--num-classes", type=int, required=True)
+    ins.add_argument("--dataset")
+    ins.add_argument("--data-root")
+    ins.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    ins.add_argument("--json")
+    ins.set_defaults(func=cmd_teacher_inspect)
+
+    ds = sub.add_parser("distill", help="distil a student without the original data")
+    ds.add_argument("--teacher", required=True, help="a teacher file, or 'builtin' (digits)")
+    ds.add_argument("--teacher-arch")
+    ds.add_argument("--student", required=True)
+    ds.add_argument("--dataset", required=True, help="the dataset whose TEST split scores the student")
+    ds.add_argument("--data-root")
+    ds.add_argument("--method", required=True, choices=METHODS.names())
+    ds.add_argument("--kdci", required=True, choices=("on", "off"))
+    ds.add_argument("--k", type=int, help="dictionary size (default: the method's, KDCI.md)")
+    ds.add_argument("--ablation", default="none", choices=ABLATION_CHOICES)
+    ds.add_argument("--dictionary-source", help="another pre-trained model file for the dictionary")
+    ds.add_argument("--dictionary-source-arch")
+    ds.add_argument("--wild-data", help="unlabeled pool: a folder, dataset:NAME, or default photos")
+    ds.add_argument("--epochs", type=int, default=d.epochs)
+    ds.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch)
+    ds.add_argument("--batch-size", type=int, default=d.batch_size)
+    ds.add_argument("--lr", type=float, default=d.lr)
+    ds.add_argument("--tau", type=float, help="KD temperature (default: the method's)")
+    ds.add_argument("--attn-dim", type=int, default=d.attn_dim)
+    ds.add_argument("--fusion", default=d.fusion, choices=FUSION_CHOICES)
+    ds.add_argument("--pca-dim", type=int)
+    ds.add_argument("--param", action="append", metavar="KEY=VALUE",
+                    help="method hyperparameter override, e.g. --param g_steps=200 (repeatable)")
+    ds.add_argument("--seed", type=int, default=d.seed)
+    ds.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    ds.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on CUDA")
+    ds.add_argument("--name", help="run name (default: generated)")
+    ds.add_argument("--json")
+    ds.add_argument("--quiet", action="store_true")
+    ds.set_defaults(func=cmd_distill)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

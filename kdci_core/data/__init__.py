@@ -1,0 +1,33 @@
+"""Datasets and unlabeled wild pools, all delivered as normalised float32 N x C x H x W tensors.
+
+``load_dataset(name, root)`` reads one of the registered datasets (``dataset_names()``);
+``load_wild_pool(source, info, n=..., seed=...)`` gives unlabeled images in a teacher's input
+space. See docs/DATA.md for the layouts each reader expects.
+"""
+
+from __future__ import annotations
+
+from .common import DATASETS
+from .types import DatasetInfo, ImageSet, LabeledDataset
+
+# Importing the readers registers them in DATASETS.
+from . import cifar, digits, folder, idx  # noqa: E402,F401  (registration side effect)
+from .wild import load_wild_pool  # noqa: E402
+
+__all__ = ["DATASETS", "DatasetInfo", "ImageSet", "LabeledDataset", "dataset_names",
+           "load_dataset", "load_wild_pool"]
+
+
+def dataset_names() -> list[str]:
+    """Registered dataset names, sorted: cifar10, cifar100, digits, fashion-mnist, folder."""
+    return DATASETS.names()
+
+
+def load_dataset(name: str, root=None, *, image_size: int | None = None,
+                 in_channels: int | None = None) -> LabeledDataset:
+    """Load dataset ``name`` (``root``: its folder, where it has files) with optional overrides.
+
+    Unknown names are an InputError listing the known ones; ``image_size`` resizes to a square
+    and ``in_channels`` (1 or 3) converts grey <-> RGB.
+    """
+    return DATASETS.get(str(name).strip())(root, image_size=image_size, in_channels=in_channels)

@@ -1,0 +1,90 @@
+"""The dataset registry and the last step every reader shares: overrides, statistics, normalising.
+
+A reader only decodes its files into [0, 1] tensors; ``finish`` turns them into a
+``LabeledDataset`` the same way for all of them, so overrides behave identically everywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import InputError, check_range
+from ..registry import Registry
+from .transforms import channel_stats, convert
+from .types import DatasetInfo, ImageSet, LabeledDataset
+
+# name -> loader(root, *, image_size, in_channels) -> LabeledDataset
+DATASETS: Registry[Callable[..., LabeledDataset]] = Registry("dataset")
+
+MIN_SIZE, MAX_SIZE = 8, 1024  # the models accept inputs from 8 px; 1024 bounds memory
+
+
+def check_overrides(image_size, in_channels) -> tuple[int | None, int | None]:
+    """Validate the optional ``image_size`` / ``in_channels`` overrides (None = the native one)."""
+    if image_size is not None:
+        image_size = check_range("image_size", image_size, low=MIN_SIZE, high=MAX_SIZE,
+                                 integer=True)
+    if in_channels is not None:
+        if isinstance(in_channels, bool) or in_channels not in (1, 3):
+            raise InputError(f"in_channels: expected 1 or 3, found {in_channels!r}")
+        in_channels = int(in_channels)
+    return image_size, in_channels
+
+
+def as_path(root, what: str) -> Path:
+    """``root`` as a Path, or an InputError when a dataset that needs files got none."""
+    if root is None or str(root).strip() == "":
+        raise InputError(f"{what}: expected a data root folder (--data-root), found none")
+    return Path(root).expanduser()
+
+
+def normalize_(x01: Tensor, info: DatasetInfo) -> Tensor:
+    """In-place ``info.normalize`` (datasets are large: avoid a second full-size copy)."""
+    mean = torch.tensor(info.mean, dtype=x01.dtype).view(1, -1, 1, 1)
+    std = torch.tensor(info.std, dtype=x01.dtype).view(1, -1, 1, 1)
+    return x01.sub_(mean).div_(std)
+
+
+def _labels(y) -> Tensor:
+    return torch.from_numpy(np.asarray(y, dtype=np.int64).copy())
+
+
+def finish(name: str, *, train: Tensor, train_labels, test: Tensor, test_labels,
+           class_names: Sequence[str], source: str, image_size: int | None,
+           in_channels: int | None, mean: Sequence[float] | None = None,
+           std: Sequence[float] | None = None, skipped: int = 0) -> LabeledDataset:
+    """Apply overrides, pick the normalisation and build the ``LabeledDataset``.
+
+    ``train``/``test`` are float [0, 1] N x C x H x W. ``mean``/``std`` are the dataset's
+    standard statistics if it has some (kept when the channels are unchanged, repeated for
+    grey -> RGB); otherwise, or for RGB -> grey, they are computed on the train split.
+    """
+    image_size, in_channels = check_overrides(image_size, in_channels)
+    native_c, h, w = train.shape[1], train.shape[2], train.shape[3]
+    if image_size is None:
+        if h != w:
+            raise InputError(f"{source}: images are {h}x{w}, expected square images; "
+                             f"pass image_size to resize them")
+        image_size = h
+    channels = in_channels or native_c
+    train = convert(train, size=image_size, channels=channels)
+    test = convert(test, size=image_size, channels=channels)
+    if mean is not None and std is not None and channels == native_c:
+        stats = (tuple(mean), tuple(std))
+    elif mean is not None and std is not None and native_c == 1 and channels == 3:
+        stats = (tuple(mean) * 3, tuple(std) * 3)
+    else:
+        stats = channel_stats(train)
+    info = DatasetInfo(name=name, num_classes=len(class_names), in_channels=channels,
+                       image_size=image_size, mean=stats[0], std=stats[1],
+                       class_names=tuple(class_names))
+    return LabeledDataset(
+        info=info,
+        train=ImageSet(normalize_(train.contiguous(), info), _labels(train_labels)),
+        test=ImageSet(normalize_(test.contiguous(), info), _labels(test_labels)),
+        source=source, skipped=int(skipped))

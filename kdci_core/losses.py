@@ -1,0 +1,83 @@
+"""Loss terms shared by the loop and the methods (each written once, used everywhere)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def kd_loss(s_hat: torch.Tensor, t: torch.Tensor, tau: float) -> torch.Tensor:
+    """KL(softmax(t/tau) || softmax(s_hat/tau)) * tau^2, averaged over the batch."""
+    return F.kl_div(F.log_softmax(s_hat.float() / tau, dim=1), F.log_softmax(t.float() / tau, dim=1),
+                    reduction="batchmean", log_target=True) * tau * tau
+
+
+def js_divergence(a: torch.Tensor, b: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
+    """Jensen-Shannon divergence between the softmaxes of two logit batches (batch mean)."""
+    p, q = F.softmax(a.float() / tau, dim=1), F.softmax(b.float() / tau, dim=1)
+    m = (0.5 * (p + q)).clamp_min(1e-8).log()
+    return 0.5 * (F.kl_div(m, p, reduction="batchmean") + F.kl_div(m, q, reduction="batchmean"))
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of neighbouring pixels (the l2 TV prior, size-independent)."""
+    dx = x[..., :, 1:] - x[..., :, :-1]
+    dy = x[..., 1:, :] - x[..., :-1, :]
+    return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+def l2_prior(x: torch.Tensor) -> torch.Tensor:
+    return x.pow(2).mean()
+
+
+class BNStatsHook:
+    """Forward hook on a BatchNorm layer: distance between the batch's and the running statistics.
+
+    DeepInversion's feature-distribution regulariser: ||mu(x) - mu_run||_2 + ||var(x) - var_run||_2.
+    """
+
+    def __init__(self, module: nn.modules.batchnorm._BatchNorm):
+        self.loss = None
+        self.handle = module.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output):
+        x = inputs[0].float()
+        dims = [0] + list(range(2, x.dim()))
+        mean = x.mean(dims)
+        var = x.var(dims, unbiased=False)
+        self.loss = (torch.norm(mean - module.running_mean, 2) + torch.norm(var - module.running_var, 2))
+
+    def remove(self):
+        self.handle.remove()
+
+
+@contextmanager
+def bn_statistics(model: nn.Module):
+    """Register a BNStatsHook on every BatchNorm of ``model`` for the duration of the block."""
+    hooks = [BNStatsHook(m) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats and m.running_mean is not None]
+    try:
+        yield hooks
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def bn_loss(hooks) -> torch.Tensor:
+    losses = [h.loss for h in hooks if h.loss is not None]
+    return torch.stack(losses).sum() if losses else torch.zeros(())
+
+
+def jitter_flip(x: torch.Tensor, gen: torch.Generator, *, flip: bool, frac: float = 0.125):
+    """Random roll by up to ``frac`` of the size (and horizontal flip): DeepInversion's jitter."""
+    h, w = x.shape[-2:]
+    lh, lw = int(h * frac), int(w * frac)
+    dy = int(torch.randint(-lh, lh + 1, (1,), generator=gen)) if lh else 0
+    dx = int(torch.randint(-lw, lw + 1, (1,), generator=gen)) if lw else 0
+    out = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    if flip and bool(torch.rand(1, generator=gen) < 0.5):
+        out = out.flip(3)
+    return out

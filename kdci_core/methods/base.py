@@ -1,0 +1,176 @@
+"""What a DFKD method is: a source of substitution data plus its own loss terms.
+
+The distillation loop (``kdci_core.distill``) owns the student, the optimiser, the KD loss, KDCI
+and evaluation. A method supplies only:
+- ``prepare()``: one-off work before distillation (sampling methods select their data here);
+- ``refresh(step, student)``: generation methods make a new synthetic mini-batch every
+  ``synth_every`` steps and return it (the loop rebuilds KDCI's dictionary from it);
+- ``sample(batch_size)``: the images for one student step;
+- ``student_losses(x, s_hat, t)``: extra terms on the (KDCI-compensated) student logits;
+- ``student_modules()``: extra trainable modules updated by the student's optimiser.
+``s_hat`` handed to ``student_losses`` is KDCI-compensated by the loop (the one place KDCI acts);
+the ``student`` handed to ``refresh`` is the raw student (in eval mode) for synthesis-side terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import torch
+import torch.nn as nn
+
+from ..data import DatasetInfo
+from ..errors import InputError, check_range
+from ..progress import Progress
+
+
+@dataclass
+class MethodContext:
+    teacher: nn.Module
+    info: DatasetInfo
+    device: torch.device
+    seed: int
+    tau: float
+    wild_data: str | None = None
+    data_root: str | None = None
+    progress: Progress = None
+    params: dict = field(default_factory=dict)
+
+
+class DFKDMethod:
+    """Base class; subclasses set ``name``, ``kind``, ``default_k``, ``default_tau``, ``defaults``."""
+
+    name: str = ""
+    kind: str = ""            # "generation" or "sampling"
+    default_k: int = 32
+    default_tau: float = 4.0
+    defaults: dict = {}
+    sources: dict = {}        # hyperparameter -> where the default comes from (docs table)
+
+    def __init__(self, ctx: MethodContext):
+        self.ctx = ctx
+        self.p = self.resolve_params(ctx.params)
+        self.gen = torch.Generator(device="cpu").manual_seed(ctx.seed + 7919)
+
+    @classmethod
+    def resolve_params(cls, overrides: dict) -> dict:
+        unknown = sorted(set(overrides) - set(cls.defaults))
+        if unknown:
+            raise InputError(f"{cls.name} parameters: unknown {', '.join(unknown)}; expected some of "
+                             f"{', '.join(sorted(cls.defaults))}")
+        params = {**cls.defaults, **overrides}
+        for key, default in cls.defaults.items():
+            value = params[key]
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise InputError(f"{cls.name}.{key}: expected true/false, found {value!r}")
+            elif isinstance(default, int):
+                params[key] = check_range(f"{cls.name}.{key}", value, low=0, high=10_000_000, integer=True)
+            elif isinstance(default, float):
+                check_range(f"{cls.name}.{key}", value, low=0.0, high=1e6)
+                params[key] = float(value)
+        return params
+
+    # --- the hooks the loop calls ---------------------------------------------------------
+    def prepare(self) -> None:
+        """One-off work before the first student step."""
+
+    def refresh(self, step: int, student: nn.Module):
+        """New substitution data to (re)build the dictionary from, or None."""
+        return None
+
+    def sample(self, batch_size: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def student_losses(self, x: torch.Tensor, s_hat: torch.Tensor, t: torch.Tensor) -> dict:
+        return {}
+
+    def student_modules(self) -> list[nn.Module]:
+        return []
+
+    def substitution_data(self) -> torch.Tensor:
+        """All substitution data made so far (for diagnostics and the dictionary)."""
+        raise NotImplementedError
+
+    def min_dictionary_samples(self) -> int:
+        """How many samples each dictionary is built from (K must not exceed it)."""
+        raise NotImplementedError
+
+    def _randint(self, high: int, n: int) -> torch.Tensor:
+        return torch.randint(0, high, (n,), generator=self.gen)
+
+
+class SyntheticPool:
+    """In-memory ring buffer of synthetic images (tensors on the run's device; no PNG files)."""
+
+    def __init__(self, capacity: int):
+        self.capacity = max(1, capacity)
+        self.data: torch.Tensor | None = None
+
+    def add(self, x: torch.Tensor) -> None:
+        x = x.detach()
+        self.data = x if self.data is None else torch.cat([self.data, x])[-self.capacity:]
+
+    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(0, len(self.data), (n,), generator=gen)
+        return self.data[idx.to(self.data.device)]
+
+    def __len__(self) -> int:
+        return 0 if self.data is None else len(self.data)
+
+
+class GenerationMethod(DFKDMethod):
+    """Synthesises a mini-batch every ``synth_every`` student steps into a pool it samples from."""
+
+    kind = "generation"
+
+    def __init__(self, ctx: MethodContext):
+        super().__init__(ctx)
+        self.pool = SyntheticPool(self.p["pool_size"])
+        self.rounds = 0
+
+    def refresh(self, step, student):
+        if step % self.p["synth_every"] != 0:
+            return None
+        batch = self.synthesize(student)
+        self.pool.add(batch)
+        self.rounds += 1
+        return batch
+
+    def synthesize(self, student: nn.Module) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample(self, batch_size):
+        return self.pool.sample(batch_size, self.gen)
+
+    def substitution_data(self):
+        return self.pool.data
+
+    def min_dictionary_samples(self):
+        return self.p["synth_batch"]
+
+    def clip(self, x: torch.Tensor) -> torch.Tensor:
+        """Keep images inside the normalised range of a valid [0, 1] image."""
+        info = self.ctx.info
+        mean = torch.tensor(info.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(info.std, device=x.device).view(1, -1, 1, 1)
+        return torch.max(torch.min(x, (1 - mean) / std), -mean / std)
+
+
+class SamplingMethod(DFKDMethod):
+    """Selects substitution data once from an unlabeled pool; the selection stays fixed."""
+
+    kind = "sampling"
+
+    def __init__(self, ctx: MethodContext):
+        super().__init__(ctx)
+        self.selected: torch.Tensor | None = None
+
+    def sample(self, batch_size):
+        idx = torch.randint(0, len(self.selected), (batch_size,), generator=self.gen)
+        return self.selected[idx.to(self.selected.device)]
+
+    def substitution_data(self):
+        return self.selected
+
+    def min_dictionary_samples(self):
+        return self.p["n_select"]
