@@ -65,5 +65,6 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def autocast(device: torch.device, enabled: bool = True):
     """Mixed precision (bfloat16) on CUDA only; a no-op context on CPU."""
+    device = torch.device(device)
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                           enabled=enabled and device.type == "cuda")

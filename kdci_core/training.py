@@ -32,6 +32,7 @@ class Evaluation:
 def predict_logits(model: nn.Module, images: torch.Tensor, *, device: torch.device,
                    batch_size: int = 512) -> torch.Tensor:
     """Logits of ``model`` on ``images`` in eval mode, batched, returned on the CPU."""
+    device = torch.device(device)
     was_training = model.training
     model.eval()
     outs = []

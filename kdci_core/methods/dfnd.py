@@ -35,17 +35,30 @@ def self_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -F.log_softmax(logits.float(), dim=1).max(dim=1).values
 
 
+def select_confident(logits: torch.Tensor, n: int, *, balanced: bool = False) -> torch.Tensor:
+    """Indices of the ``n`` lowest self-cross-entropy rows; ``balanced``: n // C per predicted class."""
+    scores = self_cross_entropy(logits)
+    if not balanced:
+        return torch.argsort(scores)[:n]
+    pred, per_class = logits.argmax(1), max(1, n // logits.shape[1])
+    picks = [idx[torch.argsort(scores[idx])[:per_class]]
+             for c in range(logits.shape[1]) if len(idx := torch.nonzero(pred == c).flatten())]
+    return torch.cat(picks)
+
+
 @METHODS.register("dfnd")
 class DFND(SamplingMethod):
     name = "dfnd"
     default_k = 128
     default_tau = 4.0
-    defaults = {"pool_size": 20_000, "n_select": 2_000, "noise_weight": 1.0, "noise_init_diag": 4.0}
+    defaults = {"pool_size": 20_000, "n_select": 2_000, "noise_weight": 1.0, "noise_init_diag": 4.0,
+                "balanced": False}
     sources = {
         "pool_size": "chosen here (the default wild pool is crops of 2 photographs)",
         "n_select": "chosen here (DFND keeps the top-N confident images; N scaled to the pool)",
         "noise_weight": "chosen here (equal weight to KD)",
         "noise_init_diag": "chosen here (Q starts ~98% identity for 10 classes)",
+        "balanced": "option: keep the most confident n_select/C per predicted class instead",
     }
 
     def __init__(self, ctx):
@@ -57,15 +70,15 @@ class DFND(SamplingMethod):
         ctx = self.ctx
         pool = load_wild_pool(ctx.wild_data, ctx.info, n=self.p["pool_size"], seed=ctx.seed,
                               root=ctx.data_root)
-        scores = []
+        logits = []
         with torch.no_grad():
             for i in range(0, len(pool), 1024):
-                scores.append(self_cross_entropy(ctx.teacher(pool[i:i + 1024].to(ctx.device))).cpu())
+                logits.append(ctx.teacher(pool[i:i + 1024].to(ctx.device)).float().cpu())
                 report(ctx.progress, min(i + 1024, len(pool)), len(pool), "dfnd: scoring the wild pool")
-        scores = torch.cat(scores)
-        keep = torch.argsort(scores)[: min(self.p["n_select"], len(pool))]
+        logits = torch.cat(logits)
+        keep = select_confident(logits, self.p["n_select"], balanced=self.p["balanced"])
         self.selected = pool[keep].to(ctx.device)
-        self.selection_scores = scores[keep]
+        self.selection_scores = self_cross_entropy(logits[keep])
 
     def student_losses(self, x, s_hat, t):
         noisy_labels = t.argmax(1)

@@ -1,0 +1,36 @@
+"""KDCI Studio dashboard entry point: ``streamlit run app/main.py``.
+
+Sets the page up, renders the controls shared by every page (device) and hands over to
+``st.navigation`` over the page scripts in ``app/pages/``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # make kdci_core and app.* importable from any working directory
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from kdci_core.device import DEVICE_CHOICES  # noqa: E402
+
+PAGES = Path(__file__).resolve().parent / "pages"
+DEVICE_KEY = "kdci_device"
+
+st.set_page_config(page_title="KDCI Studio", page_icon=":material/science:", layout="wide",
+                   initial_sidebar_state="expanded")
+
+page = st.navigation([
+    st.Page(PAGES / "teacher.py", title="Teacher", icon=":material/school:", default=True),
+])
+
+with st.sidebar:
+    st.markdown("### KDCI Studio")
+    st.caption("Data-free knowledge distillation with causal intervention")
+    st.selectbox("Device", DEVICE_CHOICES, key=DEVICE_KEY,
+                 help="auto: CUDA when available, CPU otherwise")
+
+page.run()

@@ -1,0 +1,164 @@
+"""Teacher page: use the built-in digits teacher or validate an uploaded checkpoint, then show
+its parameters, test accuracy, per-class accuracy and confusion matrix (ACCEPTANCE 4.1).
+
+Presentation only: loading, validation and scoring are ``kdci_core`` calls (via
+``app.teacher_report``); expensive results are cached with ``st.cache_resource``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[2]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402
+
+from app.teacher_report import (UPLOAD_TYPES, TeacherReport, builtin_report,  # noqa: E402
+                                check_upload_size, confusion_figure, file_digest,
+                                inspect_checkpoint, per_class_figure, save_upload)
+from kdci_core.checkpoints import MAX_CHECKPOINT_BYTES  # noqa: E402
+from kdci_core.data import dataset_names, load_dataset  # noqa: E402
+from kdci_core.device import resolve_device  # noqa: E402
+from kdci_core.errors import InputError  # noqa: E402
+from kdci_core.models import model_names  # noqa: E402
+from kdci_core.teachers import (BUILTIN_ARCH, BUILTIN_DATASET, builtin_teacher,  # noqa: E402
+                                builtin_teacher_path)
+
+BUILTIN, UPLOAD = "Built-in digits teacher", "Upload a checkpoint"
+
+
+@st.cache_resource(show_spinner="Loading dataset…", max_entries=8)
+def cached_dataset(name: str, root: str):
+    """A dataset, loaded once per (name, root)."""
+    return load_dataset(name, root or None)
+
+
+@st.cache_resource(show_spinner="Evaluating the built-in teacher…", max_entries=4)
+def cached_builtin(device: str, digest: str) -> TeacherReport:
+    """The built-in teacher's report; ``digest`` keys it to the file on disk."""
+    return builtin_report(device, data=cached_dataset(BUILTIN_DATASET, ""))
+
+
+@st.cache_resource(show_spinner="Validating and evaluating the checkpoint…", max_entries=8)
+def cached_upload(path: str, digest: str, arch: str, num_classes: int, dataset: str, root: str,
+                  device: str) -> TeacherReport:
+    """An uploaded teacher's report, keyed by file content and every choice that affects it."""
+    return inspect_checkpoint(path, arch, num_classes, dataset, root, device=device,
+                              data=cached_dataset(dataset, root))
+
+
+def _device() -> torch.device:
+    choice = st.session_state.get("kdci_device", "auto")
+    try:
+        return resolve_device(choice)
+    except InputError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def _train_builtin_with_progress() -> None:
+    """First use: train the built-in teacher with a live progress bar (later uses load it)."""
+    bar = st.progress(0.0, text="Training the built-in teacher on digits (first use only)…")
+    shown = {"pct": -1}
+
+    def progress(done: int, total: int, desc: str) -> None:
+        pct = int(100 * done / max(total, 1))
+        if pct != shown["pct"]:  # at most ~100 UI updates, however many steps
+            shown["pct"] = pct
+            bar.progress(min(pct, 100) / 100, text=f"{desc}: step {done}/{total}")
+
+    builtin_teacher(device=torch.device("cpu"), progress=progress)
+    bar.empty()
+
+
+def show_builtin(device: torch.device) -> TeacherReport | None:
+    st.caption(f"A `{BUILTIN_ARCH}` trained on scikit-learn's bundled 8x8 digits the first time "
+               f"it is needed, then cached at `{builtin_teacher_path()}`.")
+    try:
+        if not builtin_teacher_path().exists():
+            _train_builtin_with_progress()
+        report = cached_builtin(str(device), file_digest(builtin_teacher_path()))
+    except InputError as exc:
+        st.error(str(exc))
+        return None
+    st.session_state["teacher"] = {
+        "source": "builtin", "arch": report.arch, "path": "builtin",
+        "num_classes": report.num_classes, "dataset": report.dataset}
+    return report
+
+
+def _saved_upload(uploaded) -> tuple[str, str]:
+    """Write the upload once per file id; return (path, sha256)."""
+    saved = st.session_state.get("_teacher_upload")
+    if saved and saved[0] == uploaded.file_id and Path(saved[1]).is_file():
+        return saved[1], saved[2]
+    check_upload_size(uploaded.name, uploaded.size)
+    path, digest = save_upload(uploaded.name, uploaded.getvalue())
+    st.session_state["_teacher_upload"] = (uploaded.file_id, str(path), digest)
+    return str(path), digest
+
+
+def show_upload(device: torch.device) -> TeacherReport | None:
+    uploaded = st.file_uploader(
+        "Teacher checkpoint", type=UPLOAD_TYPES,
+        help=f".safetensors, a .pt/.pth state dict (loaded weights-only) or TorchScript; at most "
+             f"{MAX_CHECKPOINT_BYTES >> 20} MiB. Pickles that would run code are refused.")
+    archs, datasets = model_names(), dataset_names()
+    c1, c2, c3 = st.columns(3)
+    arch = c1.selectbox("Architecture", archs, index=archs.index(BUILTIN_ARCH)
+                        if BUILTIN_ARCH in archs else 0)
+    num_classes = int(c2.number_input("Classes", min_value=2, max_value=100_000, value=10, step=1))
+    dataset = c3.selectbox("Dataset", datasets, index=datasets.index(BUILTIN_DATASET)
+                           if BUILTIN_DATASET in datasets else 0)
+    root = st.text_input("Data root (optional)", placeholder="folder with the dataset's files; "
+                         "empty: the default location").strip()
+    if uploaded is None:
+        st.session_state.pop("teacher", None)  # later pages must not use a stale choice
+        st.info("Upload a teacher file, then pick its architecture, class count and dataset.")
+        return None
+    try:
+        path, digest = _saved_upload(uploaded)
+        report = cached_upload(path, digest, arch, num_classes, dataset, root, str(device))
+    except InputError as exc:
+        st.session_state.pop("teacher", None)
+        st.error(str(exc))
+        return None
+    st.session_state["teacher"] = {
+        "source": "upload", "arch": arch, "path": path, "num_classes": report.num_classes,
+        "dataset": dataset, "data_root": root or None}
+    return report
+
+
+def show_report(report: TeacherReport) -> None:
+    st.success(report.headline, icon=":material/verified:")
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Test accuracy", f"{report.accuracy:.2f}%", border=True)
+    m2.metric("Parameters", f"{report.parameters:,}", border=True)
+    m3.metric("Input channels", report.in_channels, border=True)
+    m4.metric("Classes", report.num_classes, border=True)
+    n_test = int(report.confusion.sum())
+    st.caption(f"Evaluated on the {n_test:,} test images of `{report.dataset}`, "
+               f"read from: {report.data_source}."
+               + ("" if report.source == "builtin" else f" Checkpoint: `{report.source}`."))
+    left, right = st.columns(2)
+    left.plotly_chart(per_class_figure(report))
+    right.plotly_chart(confusion_figure(report))
+
+
+def render() -> None:
+    st.title("Teacher")
+    st.write("The classifier whose knowledge is distilled. Use the built-in digits teacher or "
+             "upload your own; it is validated, then scored on the dataset's test split.")
+    device = _device()
+    choice = st.radio("Teacher", [BUILTIN, UPLOAD], horizontal=True, key="teacher_choice",
+                      label_visibility="collapsed")
+    report = show_builtin(device) if choice == BUILTIN else show_upload(device)
+    if report is not None:
+        show_report(report)
+
+
+render()
