@@ -57,7 +57,7 @@ class DFND(SamplingMethod):
         "pool_size": "chosen here (the default wild pool is crops of 2 photographs)",
         "n_select": "chosen here (DFND keeps the top-N confident images; N scaled to the pool)",
         "noise_weight": "chosen here (equal weight to KD)",
-        "noise_init_diag": "chosen here (Q starts ~98% identity for 10 classes)",
+        "noise_init_diag": "chosen here (Q starts with ~86% on the diagonal for 10 classes)",
         "balanced": "option: keep the most confident n_select/C per predicted class instead",
     }
 
