@@ -52,7 +52,8 @@ def main() -> None:
     ap.add_argument("--steps-per-epoch", type=int, default=50)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each)")
-    ap.add_argument("--extra", nargs="*", default=[], help="extra distill arguments")
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="method hyperparameter passed to every run (repeatable)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.dataset == "fashion-mnist" and not args.data_root:
@@ -61,7 +62,7 @@ def main() -> None:
     common = [*teacher_args(args), "--student", args.student, "--dataset", args.dataset,
               "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps_per_epoch),
               "--device", args.device, *(["--data-root", args.data_root] if args.data_root else []),
-              *args.extra]
+              *[a for p in args.param for a in ("--param", p)]]
     grid = [(m, s, k) for m in args.methods for s in args.seeds for k in ("off", "on")]
     t0 = time.time()
     results = run_many([["distill", *common, "--method", m, "--seed", str(s), "--kdci", k]

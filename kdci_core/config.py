@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from .errors import InputError, check_range
-
-ABLATION_CHOICES = ("none", "random-lambda", "random-prototypes", "uniform-proportions")
-FUSION_CHOICES = ("add", "linear")
+from .kdci import ABLATIONS as ABLATION_CHOICES
+from .kdci import FUSIONS as FUSION_CHOICES
 
 
 @dataclass

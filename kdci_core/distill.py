@@ -17,7 +17,6 @@ import traceback
 from typing import Callable
 
 import torch
-import torch.nn as nn
 
 from .checkpoints import save_checkpoint
 from .config import DistillConfig
@@ -97,7 +96,6 @@ class Distiller:
         self.plugin.rebuild(features.to(self.device))
 
     def step(self, step: int) -> dict:
-        new = None
         self.student.eval()
         new = self.method.refresh(step, self.student)
         self.student.train()
@@ -188,7 +186,3 @@ def distill(cfg: DistillConfig, *, store: RunStore | None = None, progress: Prog
         run.set_status("cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", pid=None,
                        error=f"{kind}: {exc}", traceback=traceback.format_exc(limit=8))
         raise
-
-
-def student_module(distiller: Distiller) -> nn.Module:
-    return distiller.student

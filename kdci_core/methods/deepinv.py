@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import bn_loss, bn_statistics, js_divergence, jitter_flip, l2_prior, total_variation
+from ..kdci import DEFAULT_K
 from ..progress import report
 from . import METHODS
 from .base import GenerationMethod
@@ -20,7 +21,7 @@ from .base import GenerationMethod
 @METHODS.register("deepinv")
 class DeepInversion(GenerationMethod):
     name = "deepinv"
-    default_k = 32
+    default_k = DEFAULT_K["deepinv"]
     default_tau = 20.0
     defaults = {
         "synth_batch": 64, "g_steps": 100, "lr_g": 0.1, "synth_every": 25, "pool_size": 10_000,

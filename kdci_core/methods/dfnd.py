@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data import load_wild_pool
+from ..kdci import DEFAULT_K
 from ..progress import report
 from . import METHODS
 from .base import SamplingMethod
@@ -49,7 +50,7 @@ def select_confident(logits: torch.Tensor, n: int, *, balanced: bool = False) ->
 @METHODS.register("dfnd")
 class DFND(SamplingMethod):
     name = "dfnd"
-    default_k = 128
+    default_k = DEFAULT_K["dfnd"]
     default_tau = 4.0
     defaults = {"pool_size": 20_000, "n_select": 2_000, "noise_weight": 1.0, "noise_init_diag": 4.0,
                 "balanced": False}

@@ -1,0 +1,119 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright against a real
+`streamlit run` server. Screenshots go to test-artifacts/ (CI keeps them as artefacts)."""
+
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import REPO
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason=f"Debian's chromium not found at {CHROMIUM} (.ci/run installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(builtin, kdci_home):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1"],
+        cwd=REPO, env={**os.environ, "KDCI_HOME": str(kdci_home)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit server did not become healthy in 90 s:\n" + proc.stdout.read().decode()[-2000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg = browser.new_page(viewport={"width": 1400, "height": 1300})
+    yield pg
+    pg.close()
+
+
+def test_teacher_page_builtin(server, page):
+    page.goto(server)
+    page.get_by_text("Test accuracy").wait_for(timeout=120_000)
+    page.get_by_text("valid lenet5 checkpoint").wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "teacher-builtin.png"), full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator(".js-plotly-plot").count() >= 2  # per-class bars + confusion matrix
+    # a reload keeps working (the teacher is cached on disk)
+    page.reload()
+    page.get_by_text("Test accuracy").wait_for(timeout=60_000)
+
+
+class _Evil:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+def _upload(page, server, path):
+    page.goto(server)
+    page.get_by_text("Upload a checkpoint").click()
+    page.locator("input[type='file']").set_input_files(str(path))
+
+
+def test_teacher_page_upload_valid_and_malicious(server, page, tmp_path, kdci_home):
+    from kdci_core.teachers import builtin_teacher_path
+
+    good = tmp_path / "my teacher.safetensors"
+    shutil.copy(builtin_teacher_path(), good)
+    _upload(page, server, good)
+    page.get_by_text("valid lenet5 checkpoint").wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "teacher-upload.png"), full_page=True)
+
+    target = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as f:
+        pickle.dump({"state_dict": _Evil(target)}, f)
+    _upload(page, server, evil)
+    page.get_by_text("refused to load").wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "teacher-upload-refused.png"), full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0  # an st.error, no traceback
+    assert not target.exists()
