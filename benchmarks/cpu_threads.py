@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,7 +37,7 @@ def step_ms(arch: str, size: int, batch: int, repeats: int) -> float:
         t0 = time.perf_counter()
         model(x).logsumexp(1).mean().backward()
         times.append(time.perf_counter() - t0)
-    return 1000 * min(times[1:])
+    return 1000 * statistics.median(times[1:])
 
 
 def main() -> None:
@@ -45,10 +47,22 @@ def main() -> None:
     ap.add_argument("--threads", nargs="+", type=int, default=[1, os.cpu_count() or 2])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "cpu_threads.json")
+    ap.add_argument("--busy", type=int, default=0, help="spinning processes started alongside")
     args = ap.parse_args()
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        measure(args)
+    finally:
+        for p in spinners:
+            p.kill()
+
+
+def measure(args) -> None:
+    import torch
+
     rows = []
     load = os.getloadavg()[0]
-    print(f"load average (1 min) at start: {load:.2f}\n{'arch':<12} {'px':>3} {'batch':>5} "
+    print(f"busy processes: {args.busy}; load average (1 min) at start: {load:.2f}\n{'arch':<12} {'px':>3} {'batch':>5} "
           + " ".join(f"{f'{n} thr (ms)':>12}" for n in args.threads))
     for arch, size, batch in CASES:
         row = {"arch": arch, "size": size, "batch": batch, "ms": {}}
@@ -57,8 +71,9 @@ def main() -> None:
             row["ms"][n] = step_ms(arch, size, batch, args.repeats)
         rows.append(row)
         print(f"{arch:<12} {size:>3} {batch:>5} " + " ".join(f"{row['ms'][n]:>12.1f}" for n in args.threads))
-    print(f"min over {args.repeats} forward+backward steps; {machine()}")
-    write_json(args.out, {"machine": machine(), "load_average_1min": load, "rows": rows})
+    print(f"median of {args.repeats} forward+backward steps; {machine()}")
+    write_json(args.out, {"machine": machine(), "load_average_1min": load, "busy": args.busy,
+                          "rows": rows})
     print(f"wrote {args.out}")
 
 

@@ -17,8 +17,9 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 def configure_cpu_threads() -> int:
     """Intra-op CPU threads: ``KDCI_NUM_THREADS`` (or ``OMP_NUM_THREADS``) when set, else half the
-    cores, at most 4. Measured on a 2-core VM: small convolutions ran 30-150x slower with 2
-    threads than with 1 as soon as anything else used a core (benchmarks/RESULTS.md)."""
+    cores, at most 4. Runs share cores (parallel runs, the dashboard, tests): on a 2-core VM two
+    threads were 1.4-2x faster when idle but 1.2-4.4x slower beside one busy process, and
+    erratic beside two, 4x faster to 27x slower (benchmarks/RESULTS.md, cpu_threads.py)."""
     wanted = os.environ.get("KDCI_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
     try:
         n = max(1, int(wanted)) if wanted else max(1, min(4, (os.cpu_count() or 2) // 2))
