@@ -17,7 +17,10 @@ def report(progress: Progress, done: int, total: int, desc: str) -> None:
 
 
 class TqdmProgress:
-    """One tqdm bar per description (teacher training, synthesis, distillation...)."""
+    """One tqdm bar per description (teacher training, synthesis, distillation...).
+
+    Bars are drawn only on a terminal (tqdm's ``disable=None``); piped output gets the CLI's
+    per-epoch lines instead of cursor-control noise."""
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
@@ -32,7 +35,8 @@ class TqdmProgress:
         if bar is None or bar.total != total:
             if bar is not None:
                 bar.close()
-            bar = self._bars[desc] = tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+            bar = self._bars[desc] = tqdm(total=total, desc=desc, leave=False,
+                                                   dynamic_ncols=True, disable=None)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
