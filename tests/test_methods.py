@@ -9,7 +9,8 @@ from kdci_core.data import DatasetInfo
 from kdci_core.losses import (BNStatsHook, bn_loss, bn_statistics, js_divergence, kd_loss,
                               total_variation)
 from kdci_core.methods import METHODS, MethodContext
-from kdci_core.methods.dfnd import NoiseAdaptation, select_confident, self_cross_entropy
+from kdci_core.methods.dfnd import NoiseAdaptation
+from kdci_core.methods.wild import select_confident, self_cross_entropy
 from kdci_core.models import build_model
 
 INFO = DatasetInfo("tiny", 3, 1, 8, (0.5,), (0.25,), ("a", "b", "c"))

@@ -9,13 +9,13 @@ Images stay tensors in a pool; the student samples from the pool.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from ..losses import bn_loss, bn_statistics, js_divergence, jitter_flip, l2_prior, total_variation
+from ..losses import bn_statistics, jitter_flip
 from ..kdci import DEFAULT_K
 from ..progress import report
 from . import METHODS
 from .base import GenerationMethod
+from .synthesis import teacher_objectives
 
 
 @METHODS.register("deepinv")
@@ -48,11 +48,8 @@ class DeepInversion(GenerationMethod):
         with bn_statistics(ctx.teacher) as hooks:
             for it in range(p["g_steps"]):
                 xj = jitter_flip(x, self.gen, flip=flip)
-                t = ctx.teacher(xj)
-                loss = p["bn"] * bn_loss(hooks) + p["oh"] * F.cross_entropy(t, targets)
-                if p["adv"] > 0:
-                    loss = loss - p["adv"] * js_divergence(student(xj), t, ctx.tau)
-                loss = loss + p["tv"] * total_variation(x) + p["l2"] * l2_prior(x)
+                loss, _, _ = teacher_objectives(ctx.teacher, xj, weights=p, hooks=hooks,
+                                                targets=targets, student=student, tau=ctx.tau)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -13,11 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data import load_wild_pool
 from ..kdci import DEFAULT_K
-from ..progress import report
 from . import METHODS
 from .base import SamplingMethod
+from .wild import load_and_select, self_cross_entropy
 
 
 class NoiseAdaptation(nn.Module):
@@ -29,22 +28,6 @@ class NoiseAdaptation(nn.Module):
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
         return probs @ F.softmax(self.logits, dim=1)
-
-
-def self_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """CE of a prediction against its own argmax: -log max softmax (low = confident)."""
-    return -F.log_softmax(logits.float(), dim=1).max(dim=1).values
-
-
-def select_confident(logits: torch.Tensor, n: int, *, balanced: bool = False) -> torch.Tensor:
-    """Indices of the ``n`` lowest self-cross-entropy rows; ``balanced``: n // C per predicted class."""
-    scores = self_cross_entropy(logits)
-    if not balanced:
-        return torch.argsort(scores)[:n]
-    pred, per_class = logits.argmax(1), max(1, n // logits.shape[1])
-    picks = [idx[torch.argsort(scores[idx])[:per_class]]
-             for c in range(logits.shape[1]) if len(idx := torch.nonzero(pred == c).flatten())]
-    return torch.cat(picks)
 
 
 @METHODS.register("dfnd")
@@ -68,18 +51,10 @@ class DFND(SamplingMethod):
         self.selection_scores: torch.Tensor | None = None
 
     def prepare(self):
-        ctx = self.ctx
-        pool = load_wild_pool(ctx.wild_data, ctx.info, n=self.p["pool_size"], seed=ctx.seed,
-                              root=ctx.data_root)
-        logits = []
-        with torch.no_grad():
-            for i in range(0, len(pool), 1024):
-                logits.append(ctx.teacher(pool[i:i + 1024].to(ctx.device)).float().cpu())
-                report(ctx.progress, min(i + 1024, len(pool)), len(pool), "dfnd: scoring the wild pool")
-        logits = torch.cat(logits)
-        keep = select_confident(logits, self.p["n_select"], balanced=self.p["balanced"])
-        self.selected = pool[keep].to(ctx.device)
-        self.selection_scores = self_cross_entropy(logits[keep])
+        self.selected, logits = load_and_select(
+            self.ctx, pool_size=self.p["pool_size"], n_select=self.p["n_select"],
+            balanced=self.p["balanced"], desc="dfnd: scoring the wild pool")
+        self.selection_scores = self_cross_entropy(logits)
 
     def student_losses(self, x, s_hat, t):
         noisy_labels = t.argmax(1)

@@ -1,0 +1,50 @@
+"""Wild-pool scoring and selection, shared by the sampling-based methods (DFND, MosaicKD)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data import load_wild_pool
+from ..progress import Progress, report
+
+
+def self_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """CE of a prediction against its own argmax: -log max softmax (low = confident)."""
+    return -F.log_softmax(logits.float(), dim=1).max(dim=1).values
+
+
+def select_confident(logits: torch.Tensor, n: int, *, balanced: bool = False,
+                     least: bool = False) -> torch.Tensor:
+    """Indices of the ``n`` lowest (``least``: highest) self-cross-entropy rows;
+    ``balanced``: n // C per predicted class."""
+    scores = self_cross_entropy(logits)
+    scores = -scores if least else scores
+    if not balanced:
+        return torch.argsort(scores)[:n]
+    pred, per_class = logits.argmax(1), max(1, n // logits.shape[1])
+    picks = [idx[torch.argsort(scores[idx])[:per_class]]
+             for c in range(logits.shape[1]) if len(idx := torch.nonzero(pred == c).flatten())]
+    return torch.cat(picks)
+
+
+@torch.no_grad()
+def score_pool(teacher: nn.Module, pool: torch.Tensor, *, device: torch.device,
+               progress: Progress = None, desc: str = "scoring the wild pool") -> torch.Tensor:
+    """Teacher logits (CPU, float32) of every pool image, in batches."""
+    logits = []
+    for i in range(0, len(pool), 1024):
+        logits.append(teacher(pool[i:i + 1024].to(device)).float().cpu())
+        report(progress, min(i + 1024, len(pool)), len(pool), desc)
+    return torch.cat(logits)
+
+
+def load_and_select(ctx, *, pool_size: int, n_select: int, balanced: bool = False,
+                    least: bool = False, desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load the run's wild pool, score it with the teacher, keep ``n_select``; returns
+    (selected images on the run's device, their teacher logits on the CPU)."""
+    pool = load_wild_pool(ctx.wild_data, ctx.info, n=pool_size, seed=ctx.seed, root=ctx.data_root)
+    logits = score_pool(ctx.teacher, pool, device=ctx.device, progress=ctx.progress, desc=desc)
+    keep = select_confident(logits, n_select, balanced=balanced, least=least)
+    return pool[keep].to(ctx.device), logits[keep]
