@@ -1,38 +1,41 @@
-"""Helpers shared by the benchmark scripts: run the CLI in a fresh process per run (so peak
-memory is per run), summarise seeds as mean +- std with paired KDCI-on minus KDCI-off gains."""
+"""Shared machinery of the benchmark scripts.
+
+Each run is the real command line (``python -m kdci_core distill ... --json``) in a fresh
+process, so peak memory is per run. A benchmark is a grid: methods x seeds x *variants* (KDCI
+off/on, the ablations, K values); the summary gives, per method and variant, the student's
+accuracy as mean +- std over seeds and the paired (same-seed) difference to a reference
+variant, with the wall-time and peak-memory ratios to it.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+OUT = REPO / "benchmarks" / "out"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as `python benchmarks/x.py` from anywhere
 
 
-def run_cli(args: list[str], env: dict | None = None) -> dict:
-    """Run ``python -m kdci_core distill ...`` in its own process; return its --json result."""
+def run_cli(args: list[str]) -> dict:
+    """Run ``python -m kdci_core ...`` in its own process; return its --json result."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "kdci_core", *args, "--json", str(out), "--quiet"]
-        proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, **(env or {})},
-                              capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
         return json.loads(out.read_text())
-
-
-def run_many(jobs: list[list[str]], parallel: int) -> list[dict]:
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return list(pool.map(run_cli, jobs))
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -57,3 +60,102 @@ def machine() -> str:
 def write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2))
+
+
+# --- the grid ---------------------------------------------------------------------------------
+def parser(description: str, methods: list[str]) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--dataset", default="digits")
+    ap.add_argument("--data-root")
+    ap.add_argument("--teacher", help="teacher file (default: built-in for digits, else trained here)")
+    ap.add_argument("--teacher-arch", default="lenet5")
+    ap.add_argument("--teacher-epochs", type=int, default=5)
+    ap.add_argument("--student", default="lenet5_half")
+    ap.add_argument("--methods", nargs="+", default=methods)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--steps-per-epoch", type=int, default=50)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each)")
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="method hyperparameter passed to every run (repeatable)")
+    ap.add_argument("--out", type=Path)
+    return ap
+
+
+def teacher_args(args) -> list[str]:
+    if args.dataset == "digits" and not args.teacher:
+        return ["--teacher", "builtin"]
+    if args.teacher:
+        return ["--teacher", args.teacher, "--teacher-arch", args.teacher_arch]
+    from kdci_core.device import resolve_device
+    from kdci_core.teachers import train_teacher
+
+    out = OUT / f"teacher-{args.dataset}-{args.teacher_arch}-e{args.teacher_epochs}.safetensors"
+    if not out.exists():  # a teacher the project trains itself, once
+        t0 = time.time()
+        s = train_teacher(args.dataset, args.teacher_arch, epochs=args.teacher_epochs, out=out,
+                          data_root=args.data_root, device=resolve_device(args.device))
+        print(f"trained teacher {args.teacher_arch} on {args.dataset}: {s['test_accuracy']:.2f}% "
+              f"in {time.time() - t0:.0f} s -> {out}")
+    return ["--teacher", str(out), "--teacher-arch", args.teacher_arch]
+
+
+def run_grid(args, variants: dict[str, list[str]]) -> list[dict]:
+    """Every method x seed x variant as its own CLI process; returns one record per run."""
+    if args.dataset == "fashion-mnist" and not args.data_root:
+        args.data_root = str(SHARED / "data" / "fashion-mnist")
+    base = [*teacher_args(args), "--student", args.student, "--dataset", args.dataset,
+            "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps_per_epoch),
+            "--device", args.device, *(["--data-root", args.data_root] if args.data_root else []),
+            *[a for p in args.param for a in ("--param", p)]]
+    grid = [(m, s, v) for m in args.methods for s in args.seeds for v in variants]
+    jobs = [["distill", *base, "--method", m, "--seed", str(s), *variants[v]] for m, s, v in grid]
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(pool.map(run_cli, jobs))
+    return [{"method": m, "seed": s, "variant": v, "student_accuracy": r["student_accuracy"],
+             "teacher_accuracy": r["teacher_accuracy"], "wall_time_s": r["wall_time_s"],
+             "peak_memory_mb": r["peak_memory_mb"], "device": r["device"], "run_id": r["run_id"],
+             "k": r.get("k")} for (m, s, v), r in zip(grid, results)]
+
+
+def summarise(runs: list[dict], methods: list[str], variants: list[str], reference: str) -> list[dict]:
+    rows = []
+    for m in methods:
+        def pick(v):
+            return sorted((r for r in runs if r["method"] == m and r["variant"] == v), key=lambda r: r["seed"])
+        ref = pick(reference)
+        for v in variants:
+            these = pick(v)
+            acc = [r["student_accuracy"] for r in these]
+            diffs = [a["student_accuracy"] - b["student_accuracy"] for a, b in zip(these, ref)]
+            rows.append({
+                "method": m, "variant": v, "mean": mean_std(acc)[0], "std": mean_std(acc)[1],
+                "accuracies": acc, "diff_mean": mean_std(diffs)[0], "diff_std": mean_std(diffs)[1],
+                "diffs": diffs, "reference": reference,
+                "time_ratio": mean_std([r["wall_time_s"] for r in these])[0] / mean_std([r["wall_time_s"] for r in ref])[0],
+                "memory_ratio": mean_std([r["peak_memory_mb"] for r in these])[0] / mean_std([r["peak_memory_mb"] for r in ref])[0],
+                "wall_time_s": mean_std([r["wall_time_s"] for r in these])[0],
+                "peak_memory_mb": mean_std([r["peak_memory_mb"] for r in these])[0]})
+    return rows
+
+
+def print_table(rows: list[dict], title: str) -> None:
+    ref = rows[0]["reference"] if rows else ""
+    print(f"\n{title}\n{'method':<9} {'variant':<22} {'accuracy':>16} {'vs ' + ref + ' (paired)':>22}  "
+          f"{'per-seed':<22} {'time x':>7} {'mem x':>6} {'time s':>7} {'MB':>6}")
+    for r in rows:
+        diff = "" if r["variant"] == ref else f"{r['diff_mean']:+6.2f} +- {r['diff_std']:5.2f}"
+        seeds = "" if r["variant"] == ref else " ".join(f"{d:+.2f}" for d in r["diffs"])
+        print(f"{r['method']:<9} {r['variant']:<22} {r['mean']:9.2f} +- {r['std']:4.2f} {diff:>22}  "
+              f"{seeds:<22} {r['time_ratio']:7.2f} {r['memory_ratio']:6.3f} {r['wall_time_s']:7.1f} "
+              f"{r['peak_memory_mb']:6.0f}")
+
+
+def finish(args, name: str, runs: list[dict], rows: list[dict], started: float) -> None:
+    total = time.time() - started
+    print(f"\n{len(runs)} runs in {total:.0f} s on {machine()}; teacher {runs[0]['teacher_accuracy']:.2f}%")
+    out = args.out or OUT / f"{name}-{args.dataset}.json"
+    write_json(out, {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                     "machine": machine(), "total_time_s": total, "summary": rows, "runs": runs})
+    print(f"wrote {out}")

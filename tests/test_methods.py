@@ -130,3 +130,56 @@ def test_methods_doc_lists_every_default():
         assert f"`{name}`" in doc
         for key, value in m.defaults.items():
             assert f"`{key}` | {value} |" in doc, f"{name}.{key}={value} missing from docs/METHODS.md"
+
+
+def test_information_entropy_loss_zero_when_balanced_positive_when_skewed():
+    from kdci_core.losses import information_entropy_loss
+
+    balanced = torch.eye(3) * 50  # one confident sample per class
+    skewed = torch.tensor([[50.0, 0, 0]] * 3)
+    assert information_entropy_loss(balanced).abs() < 1e-4
+    assert information_entropy_loss(skewed) == pytest.approx(torch.log(torch.tensor(3.0)).item(), abs=1e-4)
+
+
+def test_activation_loss_is_minus_mean_abs():
+    from kdci_core.losses import activation_loss
+
+    f = torch.tensor([[1.0, -3.0], [2.0, 0.0]])
+    assert activation_loss(f).item() == pytest.approx(-1.5)
+
+
+def test_bn_momentum_blends_with_previous_statistics():
+    bn = nn.BatchNorm2d(1).eval()
+    with bn_statistics(bn, momentum=0.5) as hooks:
+        bn(torch.full((2, 1, 2, 2), 2.0))  # mean 2, var 0
+        hooks[0].update_momentum()
+        bn(torch.full((2, 1, 2, 2), 4.0))  # blended mean 0.5*4 + 0.5*2 = 3
+        mean, var = hooks[0].stats
+        hooks[0].update_momentum()
+    assert mean.item() == pytest.approx(3.0) and var.item() == pytest.approx(0.0)
+    # the state carries into a later block
+    with bn_statistics(bn, momentum=0.5, previous=[hooks[0].previous]) as again:
+        bn(torch.zeros(2, 1, 2, 2))
+        assert again[0].stats[0].item() == pytest.approx(1.5)  # 0.5*0 + 0.5*3
+
+
+def test_teacher_objectives_weights_and_terms():
+    from kdci_core.methods.synthesis import teacher_objectives
+
+    from kdci_core.teachers import freeze
+
+    teacher = freeze(build_model("lenet5", num_classes=3, in_channels=1))
+    student = build_model("lenet5_half", num_classes=3, in_channels=1).eval()
+    x = torch.randn(6, 1, 8, 8, requires_grad=True)
+    targets = torch.tensor([0, 1, 2, 0, 1, 2])
+    with bn_statistics(teacher) as hooks:
+        total, terms, t = teacher_objectives(
+            teacher, x, weights={"bn": 2.0, "oh": 1.0, "adv": 0.5, "balance": 3.0, "act": 0.1,
+                                 "tv": 0.0, "lr_g": 99.0}, hooks=hooks, targets=targets,
+            student=student, tau=1.0)
+    assert set(terms) == {"bn", "oh", "adv", "balance", "act"}  # zero weights and non-terms ignored
+    assert terms["oh"].item() == pytest.approx(F.cross_entropy(t, targets).item(), rel=1e-5)
+    assert terms["adv"] <= 0 and terms["bn"] > 0
+    assert total.item() == pytest.approx(sum(v.item() for v in terms.values()), rel=1e-5)
+    total.backward()
+    assert x.grad is not None and all(p.grad is None for p in teacher.parameters())
