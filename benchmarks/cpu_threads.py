@@ -41,7 +41,6 @@ def step_ms(arch: str, size: int, batch: int, repeats: int) -> float:
 
 
 def main() -> None:
-    import torch
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", nargs="+", type=int, default=[1, os.cpu_count() or 2])
