@@ -112,6 +112,31 @@ def cmd_distill(args) -> int:
     return 0
 
 
+def methods_table(markdown: bool = True) -> str:
+    """Every method's kind, K, KD temperature and hyperparameter defaults with their sources."""
+    from .methods import METHODS
+
+    lines = ["| method | kind | K default | KD temperature | parameter | default | source |",
+             "|---|---|---|---|---|---|---|"] if markdown else []
+    for name in METHODS.names():
+        m = METHODS.get(name)
+        for i, (key, val) in enumerate(m.defaults.items()):
+            head = (name, m.kind, str(m.default_k), f"{m.default_tau:g}") if i == 0 else ("",) * 4
+            if markdown:
+                cells = [f"`{head[0]}`" if head[0] else "", *head[1:], f"`{key}`", str(val),
+                         m.sources.get(key, "")]
+                lines.append("| " + " | ".join(cells) + " |")
+            else:
+                lines.append(f"{head[0]:<9} {head[1]:<10} {head[2]:>3} {head[3]:>4}  {key:<14} "
+                             f"{val!s:<8} {m.sources.get(key, '')}")
+    return "\n".join(lines)
+
+
+def cmd_methods(args) -> int:
+    print(methods_table(markdown=args.markdown))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import ABLATION_CHOICES, FUSION_CHOICES, DistillConfig
     from .device import DEVICE_CHOICES
@@ -147,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     ins.add_argument("--json")
     ins.set_defaults(func=cmd_teacher_inspect)
+
+    me = sub.add_parser("methods", help="list the DFKD methods and their hyperparameter defaults")
+    me.add_argument("--markdown", action="store_true", help="as the table in docs/METHODS.md")
+    me.set_defaults(func=cmd_methods)
 
     ds = sub.add_parser("distill", help="distil a student without the original data")
     ds.add_argument("--teacher", required=True, help="a teacher file, or 'builtin' (digits)")

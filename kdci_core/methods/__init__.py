@@ -4,7 +4,7 @@ from ..registry import Registry
 
 METHODS = Registry("method")
 
-from . import deepinv, dfnd  # noqa: E402,F401  (registration side effects)
+from . import cmi, dafl, deepinv, dfnd, fast, mosaickd  # noqa: E402,F401  (registration side effects)
 from .base import DFKDMethod, MethodContext  # noqa: E402
 
 __all__ = ["METHODS", "DFKDMethod", "MethodContext"]

@@ -45,6 +45,8 @@ class DFKDMethod:
     default_tau: float = 4.0
     defaults: dict = {}
     sources: dict = {}        # hyperparameter -> where the default comes from (docs table)
+    ranges: dict = {}         # hyperparameter -> (low, high) when not the default bounds
+    choices: dict = {}        # hyperparameter -> allowed values (strings, or a set of numbers)
 
     def __init__(self, ctx: MethodContext):
         self.ctx = ctx
@@ -53,22 +55,38 @@ class DFKDMethod:
 
     @classmethod
     def resolve_params(cls, overrides: dict) -> dict:
+        """Defaults + overrides, validated: unknown keys, wrong types, values outside ``ranges``
+        (ints default to >= 1, floats to >= 0) or not among ``choices`` are InputErrors."""
         unknown = sorted(set(overrides) - set(cls.defaults))
         if unknown:
             raise InputError(f"{cls.name} parameters: unknown {', '.join(unknown)}; expected some of "
                              f"{', '.join(sorted(cls.defaults))}")
         params = {**cls.defaults, **overrides}
+        ranges, choices = cls._merged("ranges"), cls._merged("choices")
         for key, default in cls.defaults.items():
-            value = params[key]
-            if isinstance(default, bool):
+            name, value = f"{cls.name}.{key}", params[key]
+            if key in choices:
+                if value not in choices[key] or type(value) is not type(default):
+                    raise InputError(f"{name}: expected one of {', '.join(map(str, choices[key]))}, "
+                                     f"found {value!r}")
+            elif isinstance(default, bool):
                 if not isinstance(value, bool):
-                    raise InputError(f"{cls.name}.{key}: expected true/false, found {value!r}")
+                    raise InputError(f"{name}: expected true/false, found {value!r}")
             elif isinstance(default, int):
-                params[key] = check_range(f"{cls.name}.{key}", value, low=0, high=10_000_000, integer=True)
+                low, high = ranges.get(key, (1, 10_000_000))
+                params[key] = check_range(name, value, low=low, high=high, integer=True)
             elif isinstance(default, float):
-                check_range(f"{cls.name}.{key}", value, low=0.0, high=1e6)
-                params[key] = float(value)
+                low, high = ranges.get(key, (0.0, 1e6))
+                params[key] = float(check_range(name, value, low=low, high=high))
         return params
+
+    @classmethod
+    def _merged(cls, attr: str) -> dict:
+        """``ranges``/``choices`` declared along the class hierarchy, subclasses winning."""
+        out = {}
+        for klass in reversed(cls.__mro__):
+            out.update(vars(klass).get(attr, {}))
+        return out
 
     # --- the hooks the loop calls ---------------------------------------------------------
     def prepare(self) -> None:
@@ -99,6 +117,13 @@ class DFKDMethod:
         return torch.randint(0, high, (n,), generator=self.gen)
 
 
+def clip_images(x: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
+    """Keep images inside the normalised range of a valid [0, 1] image."""
+    mean = torch.tensor(info.mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(info.std, device=x.device).view(1, -1, 1, 1)
+    return torch.max(torch.min(x, (1 - mean) / std), -mean / std)
+
+
 class SyntheticPool:
     """In-memory ring buffer of synthetic images (tensors on the run's device; no PNG files)."""
 
@@ -122,11 +147,16 @@ class GenerationMethod(DFKDMethod):
     """Synthesises a mini-batch every ``synth_every`` student steps into a pool it samples from."""
 
     kind = "generation"
+    ranges = {"synth_batch": (2, 1_000_000), "lr_g": (1e-8, 10.0)}
 
     def __init__(self, ctx: MethodContext):
         super().__init__(ctx)
-        self.pool = SyntheticPool(self.p["pool_size"])
+        self.pool = SyntheticPool(self.pool_capacity())
         self.rounds = 0
+
+    def pool_capacity(self) -> int:
+        """How many synthetic images the student samples from (default: ``pool_size``)."""
+        return self.p["pool_size"]
 
     def refresh(self, step, student):
         if step % self.p["synth_every"] != 0:
@@ -149,11 +179,7 @@ class GenerationMethod(DFKDMethod):
         return self.p["synth_batch"]
 
     def clip(self, x: torch.Tensor) -> torch.Tensor:
-        """Keep images inside the normalised range of a valid [0, 1] image."""
-        info = self.ctx.info
-        mean = torch.tensor(info.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(info.std, device=x.device).view(1, -1, 1, 1)
-        return torch.max(torch.min(x, (1 - mean) / std), -mean / std)
+        return clip_images(x, self.ctx.info)
 
 
 class SamplingMethod(DFKDMethod):

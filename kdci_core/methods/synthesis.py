@@ -56,6 +56,17 @@ def teacher_objectives(teacher: nn.Module, x: torch.Tensor, *, weights: dict, ho
     return total, weighted, t
 
 
+def new_generator(ctx, params: dict) -> nn.Module:
+    """A fresh generator for the run's image shape (``params``: ``nz``, ``ngf``)."""
+    info = ctx.info
+    return build_generator(nz=params["nz"], img_size=info.image_size, nc=info.in_channels,
+                           ngf=params["ngf"]).to(ctx.device)
+
+
+def latent_codes(n: int, nz: int, gen: torch.Generator, device) -> torch.Tensor:
+    return torch.randn(n, nz, generator=gen).to(device)
+
+
 class GeneratorMethod(GenerationMethod):
     """A generation method whose images come from a generator G(z) (DataFree's DCGAN-style one).
 
@@ -74,12 +85,10 @@ class GeneratorMethod(GenerationMethod):
         self.shape = (info.in_channels, info.image_size, info.image_size)
 
     def new_generator(self) -> nn.Module:
-        info = self.ctx.info
-        return build_generator(nz=self.p["nz"], img_size=info.image_size, nc=info.in_channels,
-                               ngf=self.p["ngf"]).to(self.ctx.device)
+        return new_generator(self.ctx, self.p)
 
     def latent(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.p["nz"], generator=self.gen).to(self.ctx.device)
+        return latent_codes(n, self.p["nz"], self.gen, self.ctx.device)
 
     def targets(self, n: int) -> torch.Tensor:
         return self._randint(self.ctx.info.num_classes, n).to(self.ctx.device)

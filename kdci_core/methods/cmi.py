@@ -1,0 +1,173 @@
+"""CMI (Fang et al., IJCAI 2021, "Contrastive Model Inversion for Data-Free Knowledge Distillation").
+
+Every ``synth_every`` student steps a *re-initialised* generator and fresh latent codes are
+optimised together for ``g_steps`` (so each round starts from a new mode instead of refining the
+last one). Loss per step, on images x = clip(G(z)) seen through two random views:
+- the DeepInversion terms of ``teacher_objectives`` on the global view (random shift [+ flip]):
+  ``bn`` x BN-statistics distance + ``oh`` x CE to sampled targets + ``adv`` x (- teacher/raw
+  student JS divergence at temperature 1; DataFree's CMI uses a KL at T=1, masked to samples
+  where both agree: here the shared JS term);
+- ``cr`` x InfoNCE (temperature ``cr_t``): the teacher's penultimate features (DataFree: the
+  spatial means of every BN input, concatenated; here the penultimate vector) of the local view
+  (random resized crop [+ flip]) are projected by an MLP head (trained with the generator, kept
+  across rounds) and must pick out the (detached) projection of their own global view among the
+  batch's other images and a memory bank of past synthetic samples (FIFO queue of detached
+  features on the method object). This rewards instances unlike anything synthesised before.
+The best iterate of a round (lowest loss) is returned (KDCI rebuilds from it) and pooled.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..kdci import DEFAULT_K
+from ..losses import bn_statistics
+from ..progress import report
+from . import METHODS
+from .synthesis import GeneratorMethod, teacher_objectives
+
+
+def info_nce(anchors: torch.Tensor, positives: torch.Tensor, temperature: float,
+             n_batch: int) -> torch.Tensor:
+    """InfoNCE over L2-normalised rows: row i's positive is ``positives[i]``, every other row (the
+    batch's other images, then the bank) a negative. Batch rows (the first ``n_batch``) and bank
+    rows are averaged separately and summed (DataFree's CMI), so a big bank cannot drown the batch."""
+    logits = anchors @ positives.t() / temperature
+    ce = F.cross_entropy(logits, torch.arange(len(logits), device=logits.device), reduction="none")
+    return ce[:n_batch].mean() + (ce[n_batch:].mean() if len(ce) > n_batch else 0.0)
+
+
+def random_view(x: torch.Tensor, gen: torch.Generator, *, scale=(1.0, 1.0), shift: float = 0.0,
+                flip: bool = False) -> torch.Tensor:
+    """Differentiable per-sample random resized crop: area fraction in ``scale``, aspect 3/4..4/3
+    (clamped so the crop fits), moved by up to ``shift`` of the size past the crop (zeros, i.e. the
+    mean colour, outside), optional horizontal flip, resampled bilinearly to the input size."""
+    n = x.shape[0]
+
+    def u():
+        return torch.rand(n, generator=gen)
+    area = scale[0] + (scale[1] - scale[0]) * u()
+    ratio = torch.minimum(torch.maximum(((2 * u() - 1) * math.log(4 / 3)).exp(), area), 1 / area)
+    sx, sy = (area * ratio).sqrt(), (area / ratio).sqrt()  # the ratio clamp keeps both <= 1
+    tx, ty = (2 * u() - 1) * (1 - sx + 2 * shift), (2 * u() - 1) * (1 - sy + 2 * shift)
+    if flip:
+        sx = sx * torch.where(u() < 0.5, -1.0, 1.0)
+    zero = torch.zeros(n)
+    theta = torch.stack([torch.stack([sx, zero, tx], 1), torch.stack([zero, sy, ty], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+class FeatureTap:
+    """Stands in for the teacher inside ``teacher_objectives`` and keeps the penultimate features
+    of that forward, so the contrastive term needs no second pass on the global view."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.features = model, None
+
+    def __call__(self, x, return_features=False):
+        logits, self.features = self.model(x, return_features=True)
+        return (logits, self.features) if return_features else logits
+
+
+@METHODS.register("cmi")
+class CMI(GeneratorMethod):
+    name = "cmi"
+    default_k = DEFAULT_K["cmi"]
+    default_tau = 20.0
+    defaults = {
+        "synth_batch": 64, "g_steps": 40, "lr_g": 0.001, "synth_every": 25, "pool_size": 10_000,
+        "nz": 256, "ngf": 32, "bn": 1.0, "oh": 1.0, "adv": 0.5, "cr": 0.8, "cr_t": 0.1,
+        "head_dim": 256, "bank_size": 4096, "n_neg": 4096, "crop_scale": 0.25,
+    }
+    sources = {
+        "synth_batch": "DataFree uses 256; 64 here (>= the K default of 32)",
+        "g_steps": "DataFree uses 200 on CIFAR; 40 here to fit the CPU budget",
+        "lr_g": "DataFree --lr_g 1e-3 (generator, latents and head; Adam betas 0.5/0.999)",
+        "synth_every": "DataFree: one round per kd_steps=400 (2000 in adv-CMI) student steps; 25 here",
+        "pool_size": "chosen here (in-memory ring buffer)",
+        "nz": "DataFree (nz=256 for CMI)",
+        "ngf": "DataFree uses 64; 32 here (8x8 inputs, CPU: the generator dominates the cost)",
+        "bn": "DataFree CMI scripts (--bn 1)", "adv": "DataFree CMI scripts (--adv 0.5)",
+        "oh": "DataFree scripts/cmi_cifar.sh (--oh 1; the adv-CMI README runs use 0.5)",
+        "cr": "DataFree CMI scripts (--cr 0.8)",
+        "cr_t": "DataFree adv-CMI README runs (--cr_T 0.1; scripts/cmi_cifar.sh uses 0.2)",
+        "head_dim": "DataFree datafree_kd.py (head_dim=256; 2-layer MLP, hidden = input width)",
+        "bank_size": "DataFree 40960; 4096 here (more than a default run synthesises)",
+        "n_neg": "DataFree (n_neg=4096 bank features sampled per step)",
+        "crop_scale": "DataFree local view (RandomResizedCrop scale [0.25, 1])",
+    }
+
+    ranges = {"cr_t": (1e-4, 100.0), "crop_scale": (1e-3, 1.0)}
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        dim = ctx.teacher.feature_dim
+        self.head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(),
+                                  nn.Linear(dim, self.p["head_dim"])).to(ctx.device)
+        self.head_optimizer = torch.optim.Adam(self.head.parameters(), lr=self.p["lr_g"])
+        self.bank = torch.zeros(0, 2 * dim, device=ctx.device)  # rows: [local | global] features
+        self.tap = FeatureTap(ctx.teacher)
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.head(features), dim=1)
+
+    def negatives(self) -> torch.Tensor:
+        """Up to ``n_neg`` bank rows, drawn without replacement when the bank holds more."""
+        if len(self.bank) <= self.p["n_neg"]:
+            return self.bank
+        idx = torch.randperm(len(self.bank), generator=self.gen)[:self.p["n_neg"]]
+        return self.bank[idx.to(self.bank.device)]
+
+    def contrastive(self, f_global: torch.Tensor, f_local: torch.Tensor) -> torch.Tensor:
+        """Local views are anchors, the detached global views their positives (as in DataFree)."""
+        bank_local, bank_global = self.negatives().chunk(2, dim=1)
+        anchors = self.project(torch.cat([f_local, bank_local]))
+        positives = self.project(torch.cat([f_global, bank_global])).detach()
+        return info_nce(anchors, positives, self.p["cr_t"], len(f_local))
+
+    def remember(self, features: torch.Tensor) -> None:
+        """Push detached features into the FIFO memory bank (oldest dropped past ``bank_size``)."""
+        self.bank = torch.cat([self.bank, features.detach()])[-self.p["bank_size"]:] \
+            if self.p["bank_size"] else self.bank
+
+    def objective(self, x, targets, hooks, student):
+        """All synthesis terms for images x; returns (total, weighted terms, [local|global] features)."""
+        p, flip = self.p, self.ctx.info.in_channels == 3
+        global_view = random_view(x, self.gen, shift=0.125, flip=flip)
+        local_view = random_view(x, self.gen, scale=(p["crop_scale"], 1.0), flip=flip)
+        total, terms, _ = teacher_objectives(self.tap, global_view, weights=p, hooks=hooks,
+                                             targets=targets, student=student, tau=1.0)
+        f_global = self.tap.features
+        _, f_local = self.ctx.teacher(local_view, return_features=True)
+        if p["cr"] > 0:
+            terms["cr"] = p["cr"] * self.contrastive(f_global, f_local)
+            total = total + terms["cr"]
+        return total, terms, torch.cat([f_local, f_global], 1).detach()
+
+    def synthesize(self, student):
+        p, n = self.p, self.p["synth_batch"]
+        self.generator = self.new_generator()  # CMI: a fresh generator every round
+        z = self.latent(n).requires_grad_(True)
+        targets = self.targets(n)
+        opt = torch.optim.Adam([{"params": self.generator.parameters()}, {"params": [z]}],
+                               lr=p["lr_g"], betas=(0.5, 0.999))
+        best_loss, best, best_features = math.inf, None, None
+        with bn_statistics(self.ctx.teacher) as hooks:
+            for it in range(p["g_steps"]):
+                x = self.clip(self.generator(z))
+                loss, _, features = self.objective(x, targets, hooks, student)
+                if loss.item() < best_loss or best is None:
+                    best_loss, best, best_features = loss.item(), x.detach(), features
+                opt.zero_grad(set_to_none=True)
+                self.head_optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                self.head_optimizer.step()
+                report(self.ctx.progress, it + 1, p["g_steps"], f"cmi synthesis (round {self.rounds + 1})")
+        self.remember(best_features)
+        return best
