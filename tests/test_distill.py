@@ -147,3 +147,10 @@ def test_failed_input_creates_no_run(builtin):
     with pytest.raises(InputError):
         distill(tiny_config(k=1000))
     assert len(RunStore().list()) == before
+
+
+def test_cli_methods_lists_all_six(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in ("dafl", "deepinv", "fast", "cmi", "dfnd", "mosaickd"):
+        assert name in out
