@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +37,30 @@ def run_cli(args: list[str]) -> dict:
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
         return json.loads(out.read_text())
+
+
+class ResultCache:
+    """Results of finished runs keyed by their exact command line, appended one JSON line each."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.known = path, {}
+        if path and path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a torn last line from a killed grid
+                    continue
+                self.known[tuple(rec["args"])] = rec["result"]
+        self.lock = threading.Lock()
+
+    def run(self, args: list[str]) -> dict:
+        if tuple(args) in self.known:
+            return self.known[tuple(args)]
+        result = run_cli(args)
+        if self.path:
+            with self.lock, self.path.open("a") as f:
+                f.write(json.dumps({"args": args, "result": result}) + "\n")
+        return result
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -80,6 +105,10 @@ def parser(description: str, methods: list[str]) -> argparse.ArgumentParser:
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="method hyperparameter passed to every run (repeatable)")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--cache", type=Path, metavar="JSONL",
+                    help="append each finished run here and skip runs already in it (same command "
+                         "line); lets a stopped grid resume and grids share runs. Stale after a "
+                         "code change: delete it then")
     return ap
 
 
@@ -111,8 +140,9 @@ def run_grid(args, variants: dict[str, list[str]]) -> list[dict]:
             *[a for p in args.param for a in ("--param", p)]]
     grid = [(m, s, v) for m in args.methods for s in args.seeds for v in variants]
     jobs = [["distill", *base, "--method", m, "--seed", str(s), *variants[v]] for m, s, v in grid]
+    cache = ResultCache(args.cache)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(run_cli, jobs))
+        results = list(pool.map(cache.run, jobs))
     return [{"method": m, "seed": s, "variant": v, "student_accuracy": r["student_accuracy"],
              "teacher_accuracy": r["teacher_accuracy"], "wall_time_s": r["wall_time_s"],
              "peak_memory_mb": r["peak_memory_mb"], "device": r["device"], "run_id": r["run_id"],
