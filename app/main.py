@@ -25,6 +25,8 @@ st.set_page_config(page_title="KDCI Studio", page_icon=":material/science:", lay
 
 page = st.navigation([
     st.Page(PAGES / "teacher.py", title="Teacher", icon=":material/school:", default=True),
+    st.Page(PAGES / "substitution.py", title="Substitution data", icon=":material/auto_awesome:"),
+    st.Page(PAGES / "dictionary.py", title="Confounder dictionary", icon=":material/hub:"),
 ])
 
 with st.sidebar:

@@ -82,20 +82,51 @@ def cmd_teacher_inspect(args) -> int:
     return 0
 
 
-def cmd_distill(args) -> int:
+def config_from_args(args):
+    """The DistillConfig of the options shared by ``distill`` and ``diagnose`` (missing: default)."""
     from .config import DistillConfig
+
+    d = DistillConfig()
+    get = lambda name: getattr(args, name, getattr(d, name, None))  # noqa: E731
+    return DistillConfig(
+        teacher=args.teacher, teacher_arch=args.teacher_arch, student=args.student,
+        dataset=args.dataset, data_root=args.data_root, method=args.method,
+        kdci=getattr(args, "kdci", "off") == "on", k=args.k, ablation=get("ablation"),
+        dictionary_source=get("dictionary_source"), dictionary_source_arch=get("dictionary_source_arch"),
+        wild_data=args.wild_data, epochs=get("epochs"), steps_per_epoch=get("steps_per_epoch"),
+        batch_size=get("batch_size"), lr=get("lr"), tau=get("tau"), attn_dim=get("attn_dim"),
+        fusion=get("fusion"), pca_dim=args.pca_dim, seed=args.seed, device=args.device,
+        amp=not getattr(args, "no_amp", False), method_params=_method_params(args.param))
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, student_required: bool = True) -> None:
+    """Teacher, student, data, method and seed options: the same for ``distill`` and ``diagnose``."""
+    from .config import DistillConfig
+    from .device import DEVICE_CHOICES
+    from .methods import METHODS
+
+    p.add_argument("--teacher", required=True, help="a teacher file, or 'builtin' (digits)")
+    p.add_argument("--teacher-arch")
+    p.add_argument("--student", required=student_required, default=DistillConfig().student)
+    p.add_argument("--dataset", required=True, help="the dataset whose TEST split is the reference")
+    p.add_argument("--data-root")
+    p.add_argument("--method", required=True, choices=METHODS.names())
+    p.add_argument("--k", type=int, help="dictionary size (default: the method's, KDCI.md)")
+    p.add_argument("--pca-dim", type=int)
+    p.add_argument("--wild-data", help="unlabeled pool: a folder, dataset:NAME, or default photos")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="method hyperparameter override, e.g. --param g_steps=200 (repeatable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--json")
+    p.add_argument("--quiet", action="store_true")
+
+
+def cmd_distill(args) -> int:
     from .distill import distill
     from .progress import TqdmProgress
 
-    cfg = DistillConfig(
-        teacher=args.teacher, teacher_arch=args.teacher_arch, student=args.student,
-        dataset=args.dataset, data_root=args.data_root, method=args.method,
-        kdci=args.kdci == "on", k=args.k, ablation=args.ablation,
-        dictionary_source=args.dictionary_source, dictionary_source_arch=args.dictionary_source_arch,
-        wild_data=args.wild_data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size, lr=args.lr, tau=args.tau, attn_dim=args.attn_dim,
-        fusion=args.fusion, pca_dim=args.pca_dim, seed=args.seed, device=args.device,
-        amp=not args.no_amp, method_params=_method_params(args.param))
+    cfg = config_from_args(args)
     progress = TqdmProgress(enabled=not args.quiet)
 
     def on_epoch(rec):
@@ -140,7 +171,6 @@ def cmd_methods(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .config import ABLATION_CHOICES, FUSION_CHOICES, DistillConfig
     from .device import DEVICE_CHOICES
-    from .methods import METHODS
 
     d = DistillConfig()
     p = argparse.ArgumentParser(prog="python -m kdci_core",
@@ -178,18 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     me.set_defaults(func=cmd_methods)
 
     ds = sub.add_parser("distill", help="distil a student without the original data")
-    ds.add_argument("--teacher", required=True, help="a teacher file, or 'builtin' (digits)")
-    ds.add_argument("--teacher-arch")
-    ds.add_argument("--student", required=True)
-    ds.add_argument("--dataset", required=True, help="the dataset whose TEST split scores the student")
-    ds.add_argument("--data-root")
-    ds.add_argument("--method", required=True, choices=METHODS.names())
+    add_run_arguments(ds)
     ds.add_argument("--kdci", required=True, choices=("on", "off"))
-    ds.add_argument("--k", type=int, help="dictionary size (default: the method's, KDCI.md)")
     ds.add_argument("--ablation", default="none", choices=ABLATION_CHOICES)
     ds.add_argument("--dictionary-source", help="another pre-trained model file for the dictionary")
     ds.add_argument("--dictionary-source-arch")
-    ds.add_argument("--wild-data", help="unlabeled pool: a folder, dataset:NAME, or default photos")
     ds.add_argument("--epochs", type=int, default=d.epochs)
     ds.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch)
     ds.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -197,16 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--tau", type=float, help="KD temperature (default: the method's)")
     ds.add_argument("--attn-dim", type=int, default=d.attn_dim)
     ds.add_argument("--fusion", default=d.fusion, choices=FUSION_CHOICES)
-    ds.add_argument("--pca-dim", type=int)
-    ds.add_argument("--param", action="append", metavar="KEY=VALUE",
-                    help="method hyperparameter override, e.g. --param g_steps=200 (repeatable)")
-    ds.add_argument("--seed", type=int, default=d.seed)
-    ds.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     ds.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on CUDA")
     ds.add_argument("--name", help="run name (default: generated)")
-    ds.add_argument("--json")
-    ds.add_argument("--quiet", action="store_true")
     ds.set_defaults(func=cmd_distill)
+
+    from .cli_diagnose import add_diagnose_parser
+    add_diagnose_parser(sub)
     return p
 
 

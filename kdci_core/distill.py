@@ -83,6 +83,8 @@ class Distiller:
             params += list(module.parameters())
         self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
         self.total_steps = cfg.epochs * cfg.steps_per_epoch
+        #: called with (step, images) whenever the method makes new substitution data (diagnostics)
+        self.on_substitution: Callable[[int, torch.Tensor], None] | None = None
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, self.total_steps)
 
     # --- pieces of the loop -------------------------------------------------------------------
@@ -99,6 +101,8 @@ class Distiller:
         self.student.eval()
         new = self.method.refresh(step, self.student)
         self.student.train()
+        if new is not None and self.on_substitution is not None:
+            self.on_substitution(step, new)
         if new is not None and self.plugin is not None:
             self.rebuild_dictionary(new)
         x = self.method.sample(self.cfg.batch_size)

@@ -142,6 +142,29 @@ def _reduce(x: np.ndarray, pca_dim) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(reduced), int(reduced.shape[1])
 
 
+def reduce_for_clustering(features, pca_dim: int | None = None) -> tuple[np.ndarray, int]:
+    """The exact space the dictionary clusters (float64 numpy, PCA components used).
+
+    Public so diagnostics (the K curve) cluster what build_confounder_dictionary clusters.
+    ``features`` is an ``N x D`` torch Tensor or numpy array; same checks as the dictionary.
+    """
+    if isinstance(features, np.ndarray):
+        try:
+            features = torch.from_numpy(np.ascontiguousarray(features))
+        except TypeError:
+            raise InputError(f"features: expected a numeric array, found dtype "
+                             f"{features.dtype}") from None
+    features = _check_features(features)
+    if pca_dim is not None:
+        pca_dim = _as_int("pca_dim", pca_dim)
+        d = int(features.shape[1])
+        if not 1 <= pca_dim <= d:
+            raise InputError(f"pca_dim: expected a number of PCA components between 1 and {d} "
+                             f"(the feature dimension), found {pca_dim}")
+    with _single_thread():
+        return _reduce(_to_numpy(features), pca_dim)
+
+
 def _cluster(x: np.ndarray, k: int, seed: int) -> np.ndarray:
     """k-means++ labels; the ConvergenceWarning for duplicate points is expected, not news."""
     if k == 1:

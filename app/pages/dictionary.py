@@ -1,0 +1,115 @@
+"""Confounder dictionary page (ACCEPTANCE 4.3): the dictionary KDCI builds from a method's
+substitution data. Choose K and the PCA size; see the teacher's logits projected with PCA, t-SNE
+or UMAP coloured by cluster with the prototypes marked, the proportions P(z), and the K curve
+with a recommended K next to the paper's defaults.
+
+Presentation only: clustering, projections and the K curve are ``kdci_core`` calls.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[2]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app.shared import ProgressBar, device, diagnoses_for, teacher_caption, teacher_config  # noqa: E402
+from kdci_core.diagnostics.diagnose import diagnose, dictionary_for  # noqa: E402
+from kdci_core.diagnostics.figures import dictionary_figure, k_curve_figure, pz_figure  # noqa: E402
+from kdci_core.diagnostics.kcurve import default_k_grid, k_curve  # noqa: E402
+from kdci_core.diagnostics.projections import project  # noqa: E402
+from kdci_core.errors import InputError  # noqa: E402
+from kdci_core.kdci import DEFAULT_K  # noqa: E402
+from kdci_core.methods import METHODS  # noqa: E402
+
+PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+
+
+@st.cache_data(show_spinner="Projecting…", max_entries=32)
+def cached_projection(points, extra, method: str, seed: int):
+    return project(points, method, extra=extra, seed=seed)
+
+
+@st.cache_data(show_spinner="Computing the K curve…", max_entries=16)
+def cached_k_curve(features, ks: tuple, pca_dim, seed: int):
+    return k_curve(features, list(ks), pca_dim=pca_dim, seed=seed)
+
+
+def ensure_data(cfg, method: str):
+    """The method's latest substitution data (made here with default options if there is none)."""
+    done = diagnoses_for(cfg)
+    if method not in done:
+        st.info(f"No substitution data for {method} yet with this teacher. Make it here with the "
+                f"default options, or on the Substitution data page for more control.")
+        if not st.button(f"Make {method}'s substitution data", type="primary", key="dict_make"):
+            return None
+        bar = ProgressBar(f"{method}: making substitution data…")
+        try:
+            done[method] = diagnose(replace(cfg, method=method, kdci=False), fid=None, progress=bar)
+        except InputError as exc:
+            st.error(str(exc))
+            return None
+        finally:
+            bar.empty()
+    return done[method]
+
+
+def render() -> None:
+    st.title("Confounder dictionary")
+    st.write("KDCI clusters the teacher's logits on the substitution data (PCA + k-means++): the K "
+             "prototypes are the confounder dictionary, their shares P(z) its prior. Pick K from "
+             "the K curve rather than by trial.")
+    cfg = teacher_config()
+    st.caption(teacher_caption(cfg))
+    device()
+    names = METHODS.names()
+    method = st.selectbox("Substitution data of", names, index=names.index("deepinv"), key="dict_method")
+    diag = ensure_data(cfg, method)
+    if diag is None:
+        return
+    logits, n = diag.data.teacher_logits, len(diag.data.teacher_logits)
+    c1, c2, c3 = st.columns(3)
+    k = int(c1.number_input("K (prototypes)", 1, n, min(METHODS.get(method).default_k, n), key="dict_k",
+                            help=f"{method}'s default: {METHODS.get(method).default_k} (KDCI.md); "
+                                 f"at most the {n} samples"))
+    pca_auto = c2.checkbox("PCA: keep 95% of the variance", True, key="dict_pca_auto")
+    pca_dim = None if pca_auto else int(c2.number_input("PCA components", 1, logits.shape[1],
+                                                         min(8, logits.shape[1]), key="dict_pca"))
+    view = c3.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
+                    key="dict_view")
+    try:
+        d = dictionary_for(diag.data, k, pca_dim=pca_dim, seed=diag.config.seed)
+    except InputError as exc:
+        st.error(str(exc))
+        return
+    st.caption(f"{n} samples from {diag.data.num_rounds} round(s) of {method}; K' = {d.k} non-empty "
+               f"clusters (asked {d.k_requested}); PCA {d.pca_components or 'skipped'} components.")
+    points, protos = logits.numpy(), d.prototypes.cpu().numpy()
+    try:
+        proj = cached_projection(points, protos, view, int(diag.config.seed))
+    except InputError as exc:
+        st.error(str(exc))
+        return
+    left, right = st.columns([3, 2])
+    left.plotly_chart(dictionary_figure(proj, d.labels.cpu().numpy(), d.proportions.cpu().numpy(),
+                                        title=f"{PROJECTIONS[view]} of the teacher's logits "
+                                              f"({n} samples, K'={d.k})"))
+    right.plotly_chart(pz_figure(d.proportions.cpu().numpy()))
+    st.subheader("K curve")
+    try:
+        grid = tuple(default_k_grid(n))
+        curve = cached_k_curve(points, grid, pca_dim, int(diag.config.seed))
+    except InputError as exc:
+        st.error(str(exc))
+        return
+    st.plotly_chart(k_curve_figure(curve, {m: k for m, k in DEFAULT_K.items() if m == method}))
+    st.markdown(f"**Recommended K = {curve.recommended_k}** ({curve.rule}) — {method}'s default "
+                f"in the paper: {METHODS.get(method).default_k}.")
+
+
+render()

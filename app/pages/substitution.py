@@ -1,0 +1,123 @@
+"""Substitution data page (ACCEPTANCE 4.2): make a method's substitution data and see its shift:
+image grid, FID against the test split (labelled with its feature extractor), class proportions
+under teacher pseudo-labels next to the test split's, imbalance figures, drift per round.
+
+Presentation only: ``kdci_core.diagnostics`` makes and measures; the figures are its builders.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[2]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app.shared import ProgressBar, device, diagnoses_for, teacher_caption, teacher_config  # noqa: E402
+from kdci_core.diagnostics.diagnose import Diagnosis, diagnose  # noqa: E402
+from kdci_core.diagnostics.figures import fid_figure, image_grid, proportions_figure, rounds_figure  # noqa: E402
+from kdci_core.diagnostics.substitution import DEFAULT_ROUNDS  # noqa: E402
+from kdci_core.errors import InputError  # noqa: E402
+from kdci_core.methods import METHODS  # noqa: E402
+
+FID_CHOICES = {"auto": "Auto (Inception if its weights are present, else the teacher)",
+               "teacher": "Teacher penultimate features", "inception": "InceptionV3 (pytorch-fid)",
+               "none": "Skip FID"}
+
+
+def controls():
+    names = METHODS.names()
+    c1, c2, c3 = st.columns([2, 1, 1])
+    method = c1.selectbox("Method", names, index=names.index("deepinv"), key="sub_method",
+                          format_func=lambda m: f"{m} ({METHODS.get(m).kind})")
+    kind = METHODS.get(method).kind
+    rounds = c2.number_input("Synthesis rounds", 1, 200, DEFAULT_ROUNDS, key="sub_rounds",
+                             disabled=kind != "generation",
+                             help="generation methods: rounds of synthesis collected (the student "
+                                  "trains between rounds, as in a run); sampling methods select once")
+    seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="sub_seed")
+    with st.expander("FID and data options"):
+        fid = st.selectbox("FID feature extractor", list(FID_CHOICES), format_func=FID_CHOICES.get,
+                           key="sub_fid")
+        weights = st.text_input("Inception weights file (optional)", key="sub_weights",
+                                placeholder="pt_inception-2015-12-05-6726825d.pth; default: torch hub cache")
+        wild = st.text_input("Wild data (DFND / MosaicKD, optional)", key="sub_wild",
+                             placeholder="a folder of images, or dataset:NAME; default: photo crops")
+    return method, kind, int(rounds), int(seed), fid, weights.strip() or None, wild.strip() or None
+
+
+def make(method, rounds, seed, fid, weights, wild) -> Diagnosis | None:
+    cfg = replace(teacher_config(), method=method, seed=seed, kdci=False, wild_data=wild)
+    bar = ProgressBar(f"{method}: making substitution data…")
+    try:
+        diag = diagnose(cfg, rounds=rounds, fid=None if fid == "none" else fid,
+                        inception_weights=weights, progress=bar)
+    except InputError as exc:
+        st.error(str(exc))
+        return None
+    finally:
+        bar.empty()
+    diagnoses_for(cfg)[method] = diag
+    return diag
+
+
+def show(diag: Diagnosis) -> None:
+    data, bal, info = diag.data, diag.balance, diag.data.info
+    sub_imb = bal.substitution_imbalance
+    m = st.columns(5)
+    m[0].metric("Images", f"{len(data.images):,}", border=True,
+                help=f"{data.num_rounds} round(s), {data.student_steps} student steps, {data.seconds:.1f} s")
+    if diag.fid is not None:
+        m[1].metric("FID vs test split", f"{diag.fid.value:.1f}", border=True, help=diag.fid.label())
+    m[2].metric("Normalised entropy", f"{sub_imb.normalised_entropy:.3f}", border=True,
+                delta=f"{sub_imb.normalised_entropy - bal.original_imbalance.normalised_entropy:+.3f} "
+                      f"vs test", help="H(p) / log C: 1 = perfectly balanced classes")
+    m[3].metric("KL to uniform", f"{sub_imb.kl_to_uniform:.3f} nats", border=True)
+    ratio = "∞" if sub_imb.max_min_ratio == float("inf") else f"{sub_imb.max_min_ratio:.1f}"
+    m[4].metric("Max / min class share", ratio, border=True,
+                help=f"{sub_imb.empty_classes} class(es) never predicted; largest: "
+                     f"{info.class_names[sub_imb.dominant_class]} ({100 * sub_imb.dominant_share:.1f}%)")
+    if diag.fid is not None:
+        st.caption(f"FID extractor: **{diag.fid.extractor_name}**; {diag.fid.n_substitution} "
+                   f"substitution vs {diag.fid.n_reference} test images.")
+        if diag.fid.warning:
+            st.warning(diag.fid.warning)
+    names = [info.class_names[int(c)] for c in data.pseudo_labels[:64]]
+    st.plotly_chart(image_grid(data.images, info, captions=names if info.image_size >= 16 else None,
+                               title=f"{data.method}: first {min(128, len(data.images))} of "
+                                     f"{len(data.images)} images (captions: teacher pseudo-label)"))
+    left, right = st.columns(2)
+    left.plotly_chart(proportions_figure(bal.substitution, bal.original, info.class_names))
+    if bal.by_round:
+        right.plotly_chart(rounds_figure(bal.by_round, info.class_names))
+    else:
+        right.info(f"{data.method} selects its data once: there are no rounds to compare.")
+
+
+def render() -> None:
+    st.title("Substitution data")
+    st.write("What a DFKD method trains the student on instead of the original data, and how far "
+             "it is shifted from it: image quality (FID) and class skew under the teacher's labels.")
+    cfg = teacher_config()
+    st.caption(teacher_caption(cfg))
+    device()  # surface a bad device choice before any work
+    method, kind, rounds, seed, fid, weights, wild = controls()
+    label = "Generate" if kind == "generation" else "Sample"
+    done = diagnoses_for(cfg)
+    if st.button(f"{label} substitution data", type="primary", key="sub_go"):
+        make(method, rounds, seed, fid, weights, wild)
+    if method in done:
+        show(done[method])
+    else:
+        st.info(f"Press **{label} substitution data** to make {method}'s data with this teacher.")
+    fids = {m: d.fid for m, d in done.items() if d.fid is not None}
+    if len(fids) > 1:
+        st.subheader("All methods diagnosed so far")
+        st.plotly_chart(fid_figure(fids))
+
+
+render()

@@ -1,0 +1,120 @@
+"""One diagnosis of a method's substitution data: FID, class proportions, imbalance, dictionary.
+
+This is what ``python -m kdci_core diagnose`` prints and what the Substitution data and
+Confounder dictionary pages show: the shift (image quality, class skew) that KDCI treats as a
+confounder, and the dictionary KDCI would build from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..config import DistillConfig
+from ..errors import check_range
+from ..kdci import ConfounderDictionary, build_confounder_dictionary
+from ..methods import METHODS
+from ..progress import Progress, report
+from .fid import FIDResult, compute_fid
+from .kcurve import KCurve, k_curve
+from .proportions import Imbalance, class_proportions, imbalance, proportions_by_round
+from .substitution import DEFAULT_ROUNDS, Reference, SubstitutionData, collect_substitution_data
+
+#: FID reference: at most this many test images (a fixed, seeded subset)
+MAX_REFERENCE = 2000
+
+
+@dataclass
+class ClassBalance:
+    """Class proportions of the substitution data (teacher pseudo-labels) and of the test split."""
+
+    substitution: np.ndarray
+    original: np.ndarray
+    substitution_imbalance: Imbalance
+    original_imbalance: Imbalance
+    by_round: list[np.ndarray] = field(default_factory=list)
+
+    def to_dict(self, class_names) -> dict:
+        return {"class_names": list(class_names), "substitution": self.substitution.tolist(),
+                "original": self.original.tolist(),
+                "imbalance": {"substitution": self.substitution_imbalance.to_dict(),
+                              "original": self.original_imbalance.to_dict()},
+                "by_round": [{"round": i, "proportions": p.tolist(), "imbalance": imbalance(p).to_dict()}
+                             for i, p in enumerate(self.by_round)]}
+
+
+def class_balance(data: SubstitutionData, reference: Reference) -> ClassBalance:
+    c = data.info.num_classes
+    sub = class_proportions(data.pseudo_labels, c)
+    orig = class_proportions(reference.test.labels, c)
+    rounds = proportions_by_round(data.pseudo_labels, data.rounds, c) if data.num_rounds > 1 else []
+    return ClassBalance(sub, orig, imbalance(sub), imbalance(orig), rounds)
+
+
+def reference_subset(reference: Reference, n: int = MAX_REFERENCE, seed: int = 0) -> torch.Tensor:
+    """A fixed random subset of the test images (all of them when there are at most ``n``)."""
+    images = reference.test.images
+    if len(images) <= n:
+        return images
+    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    return images[idx]
+
+
+def dictionary_for(data: SubstitutionData, k: int | None = None, *, pca_dim: int | None = None,
+                   seed: int = 0) -> ConfounderDictionary:
+    """The dictionary KDCI would build from these data (K defaults to the method's)."""
+    k = k or METHODS.get(data.method).default_k
+    return build_confounder_dictionary(data.teacher_logits, k, pca_dim=pca_dim, seed=seed)
+
+
+def dictionary_summary(d: ConfounderDictionary) -> dict:
+    return {"k": d.k, "k_requested": d.k_requested, "pca_components": d.pca_components,
+            "proportions": d.proportions.tolist(), "prototypes": d.prototypes.tolist()}
+
+
+@dataclass
+class Diagnosis:
+    config: DistillConfig
+    data: SubstitutionData
+    reference: Reference
+    fid: FIDResult | None
+    balance: ClassBalance
+    dictionary: ConfounderDictionary
+    k_curve: KCurve | None = None
+
+    def to_dict(self) -> dict:
+        info = self.data.info
+        return {"method": self.data.method, "kind": self.data.kind, "dataset": info.name,
+                "teacher_arch": self.data.teacher_arch, "device": str(self.reference.device),
+                "substitution": self.data.summary(),
+                "fid": self.fid.to_dict() if self.fid else None,
+                "proportions": self.balance.to_dict(info.class_names),
+                "dictionary": dictionary_summary(self.dictionary),
+                "k_curve": self.k_curve.to_dict() if self.k_curve else None,
+                "config": self.config.to_dict()}
+
+
+def diagnose(cfg: DistillConfig, *, rounds: int = DEFAULT_ROUNDS, k: int | None = None,
+             pca_dim: int | None = None, fid: str | None = "auto", inception_weights=None,
+             with_k_curve: bool = False, max_reference: int = MAX_REFERENCE,
+             progress: Progress = None) -> Diagnosis:
+    """Make the substitution data of ``cfg.method`` and measure its shift from the test split.
+
+    ``fid``: "auto" (Inception when its weights are present, else the teacher's features),
+    "inception", "teacher" or None (skip FID)."""
+    max_reference = check_range("max_reference", max_reference, low=2, high=10**7, integer=True)
+    data, reference = collect_substitution_data(cfg, rounds=rounds, progress=progress)
+    fid_result = None
+    if fid:
+        fid_result = compute_fid(data.images, reference_subset(reference, max_reference, cfg.seed),
+                                 info=data.info, device=reference.device, teacher=reference.teacher,
+                                 teacher_arch=data.teacher_arch, extractor=fid,
+                                 inception_weights=inception_weights, progress=progress)
+    report(progress, 0, 1, "confounder dictionary")
+    dictionary = dictionary_for(data, k, pca_dim=pca_dim, seed=cfg.seed)
+    report(progress, 1, 1, "confounder dictionary")
+    curve = k_curve(data.teacher_logits, pca_dim=pca_dim, seed=cfg.seed, progress=progress) \
+        if with_k_curve else None
+    return Diagnosis(cfg, data, reference, fid_result, class_balance(data, reference), dictionary, curve)
