@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO
+from conftest import FASHION, REPO
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
@@ -117,3 +117,57 @@ def test_teacher_page_upload_valid_and_malicious(server, page, tmp_path, kdci_ho
     page.screenshot(path=str(ARTIFACTS / "teacher-upload-refused.png"), full_page=True)
     assert page.locator("[data-testid='stException']").count() == 0  # an st.error, no traceback
     assert not target.exists()
+
+
+def _open_page(page, server, title):
+    """Go to a page through the sidebar's navigation link (keeps the session's teacher choice)."""
+    page.locator("[data-testid='stSidebarNav'] a").filter(has_text=title).click()
+    page.get_by_role("heading", name=title).wait_for(timeout=60_000)
+
+
+def _diagnose_in_browser(page, server, tag):
+    _open_page(page, server, "Substitution data")
+    rounds = page.get_by_label("Synthesis rounds")
+    rounds.fill("2")
+    rounds.press("Enter")
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Generate substitution data").click()
+    page.get_by_text("FID vs test split").first.wait_for(timeout=240_000)
+    page.get_by_text("FID extractor").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / f"substitution-{tag}.png"), full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator(".js-plotly-plot").count() >= 3  # grid, proportions, rounds
+
+    _open_page(page, server, "Confounder dictionary")
+    page.get_by_text("Recommended K =").first.wait_for(timeout=240_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / f"dictionary-{tag}.png"), full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator(".js-plotly-plot").count() >= 3  # projection, P(z), K curve
+
+
+def test_diagnostic_pages_builtin(server, page):
+    page.goto(server)
+    page.get_by_text("Test accuracy").wait_for(timeout=120_000)
+    _diagnose_in_browser(page, server, "builtin")
+
+
+@pytest.mark.skipif(not (FASHION / "t10k-images-idx3-ubyte.gz").exists(),
+                    reason=f"real Fashion-MNIST not found at {FASHION} (../shared is absent)")
+def test_diagnostic_pages_fashion_mnist(server, page, tmp_path):
+    from kdci_core.teachers import train_teacher
+
+    teacher = tmp_path / "fmnist-lenet5.safetensors"
+    train_teacher("fashion-mnist", "lenet5", epochs=1, out=teacher, data_root=str(FASHION),
+                  device="cpu")
+    _upload(page, server, teacher)
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Dataset").click()
+    page.get_by_role("option", name="fashion-mnist").click()
+    root = page.get_by_label("Data root (optional)")
+    root.fill(str(FASHION))
+    root.press("Enter")
+    page.get_by_text("10,000 test images").wait_for(timeout=120_000)  # scored on Fashion-MNIST
+    _diagnose_in_browser(page, server, "fashion-mnist")
+    caption = page.locator("[data-testid='stCaptionContainer']").filter(has_text="from the Teacher page")
+    assert "fashion-mnist" in caption.first.inner_text()

@@ -70,7 +70,7 @@ def test_dictionary_figure_marks_prototypes():
                       seconds=0.1, cached=False)
     fig = dictionary_figure(proj, rng.integers(0, 4, 50), np.array([0.4, 0.3, 0.2, 0.1]))
     samples, protos = fig.data
-    assert len(samples.x) == 50 and len(protos.x) == 4 and protos.marker.symbol == "x"
+    assert len(samples.x) == 50 and len(protos.x) == 4 and protos.marker.symbol == "x-thin"
     assert protos.marker.size[0] > protos.marker.size[-1]  # sized by P(z)
     assert "TSNE" in fig.layout.title.text
 
@@ -88,8 +88,10 @@ def test_k_curve_figure():
     fig = k_curve_figure(curve, {"deepinv": 8, "dfnd": 128})
     assert [t.name for t in fig.data] == ["inertia", "silhouette"]
     assert np.isnan(fig.data[1].y[-1])
-    xs = sorted(s.x0 for s in fig.layout.shapes)
+    xs = sorted(s.x0 for s in fig.layout.shapes)  # shapes in data units on the log axis
+    assert sorted(round(10 ** a.x, 6) for a in fig.layout.annotations) == [4, 8]  # log10 units
     assert xs == [4, 8]  # the recommendation and the in-range default only
+    assert fig.layout.xaxis.type == "log"
 
 
 def test_student_figures():

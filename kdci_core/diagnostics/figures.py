@@ -125,10 +125,10 @@ def dictionary_figure(projection: Projection, clusters: np.ndarray, proportions:
         customdata=clusters, hovertemplate="cluster %{customdata}<extra></extra>"))
     if projection.extra is not None:
         p = np.asarray(proportions)
-        size = 8 + 30 * np.sqrt(p / max(float(p.max()), 1e-12))
+        size = 6 + 12 * np.sqrt(p / max(float(p.max()), 1e-12))
         fig.add_trace(go.Scatter(
             x=projection.extra[:, 0], y=projection.extra[:, 1], mode="markers", name="prototypes",
-            marker=dict(symbol="x", size=size, color="black", line=dict(width=1)),
+            marker=dict(symbol="x-thin", size=size, color="black", line=dict(width=2, color="black")),
             customdata=np.stack([np.arange(len(p)), 100 * p], 1),
             hovertemplate="prototype %{customdata[0]}: P(z) %{customdata[1]:.1f}%<extra></extra>"))
     fig.update_layout(**LAYOUT, title=title or f"Confounder dictionary ({projection.method.upper()}, "
@@ -149,6 +149,13 @@ def pz_figure(proportions: np.ndarray, title: str = "") -> go.Figure:
     return fig
 
 
+def _k_line(fig: go.Figure, k: int, text: str, color: str, dash: str, y: float) -> None:
+    fig.add_shape(type="line", x0=k, x1=k, y0=0, y1=1, xref="x", yref="paper",
+                  line=dict(color=color, dash=dash))
+    fig.add_annotation(x=float(np.log10(k)), y=y, xref="x", yref="paper", text=text, showarrow=False,
+                       xanchor="left", font=dict(color=color, size=11))
+
+
 def k_curve_figure(curve: KCurve, defaults: Mapping[str, int] | None = None, title: str = "") -> go.Figure:
     """Inertia (left) and silhouette (right) over K, the recommended K, and the paper's defaults."""
     fig = go.Figure()
@@ -156,12 +163,11 @@ def k_curve_figure(curve: KCurve, defaults: Mapping[str, int] | None = None, tit
     sil = [np.nan if s is None else s for s in curve.silhouette]
     fig.add_scatter(x=curve.ks, y=sil, mode="lines+markers", name="silhouette", yaxis="y2",
                     line=dict(dash="dash"))
-    fig.add_vline(x=curve.recommended_k, line_color="#2ca02c",
-                  annotation_text=f"recommended K={curve.recommended_k}")
+    # x is a log axis: plotly.js places shapes there in data units, annotations in log10 units
+    _k_line(fig, curve.recommended_k, f"recommended K={curve.recommended_k}", "#2ca02c", "solid", 1.0)
     for method, k in (defaults or {}).items():
         if curve.ks[0] <= k <= curve.ks[-1]:
-            fig.add_vline(x=k, line_dash="dot", line_color="#7f7f7f", annotation_text=f"{method} {k}",
-                          annotation_position="bottom right")
+            _k_line(fig, k, f"{method} default {k}", "#7f7f7f", "dot", 0.05)
     fig.update_layout(**LAYOUT, title=title or f"K curve ({curve.n_samples} samples)",
                       xaxis=dict(title="K", type="log"), yaxis=dict(title="inertia"),
                       yaxis2=dict(title="silhouette", overlaying="y", side="right"),
