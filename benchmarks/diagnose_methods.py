@@ -59,7 +59,8 @@ def main() -> None:
         imb = d["proportions"]["imbalance"]["substitution"]
         dominant = d["proportions"]["class_names"][imb["dominant_class"]]
         rows.append({"method": m, "kind": d["kind"], "n_images": d["substitution"]["n_images"],
-                     "fid": d["fid"]["value"], "extractor": d["fid"]["extractor_name"],
+                     "fid": d["fid"]["value"],
+                     "fid_real": (d["fid_real_data"] or {}).get("value"), "extractor": d["fid"]["extractor_name"],
                      "n_reference": d["fid"]["n_reference"], "fid_warning": d["fid"]["warning"],
                      "normalised_entropy": imb["normalised_entropy"], "kl_to_uniform": imb["kl_to_uniform"],
                      "max_min_ratio": imb["max_min_ratio"], "empty_classes": imb["empty_classes"],
@@ -69,11 +70,11 @@ def main() -> None:
                      "original_entropy": d["proportions"]["imbalance"]["original"]["normalised_entropy"]})
     print(f"\n{args.dataset}: substitution data per method (seed {args.seed}, {args.rounds} rounds for "
           f"generation methods); FID on {rows[0]['extractor']} against {rows[0]['n_reference']} test images")
-    print(f"{'method':<9} {'kind':<10} {'images':>6} {'FID':>7} {'H/logC':>7} {'KL':>6} {'max/min':>8} "
+    print(f"{'method':<9} {'kind':<10} {'images':>6} {'FID':>7} {'real':>6} {'H/logC':>7} {'KL':>6} {'max/min':>8} "
           f"{'empty':>5}  {'largest class':<18} {'K rec':>5} {'K paper':>7} {'s':>5}")
     for r in rows:
         ratio = "inf" if r["max_min_ratio"] is None else f"{r['max_min_ratio']:.1f}"
-        print(f"{r['method']:<9} {r['kind']:<10} {r['n_images']:>6} {r['fid']:7.1f} "
+        print(f"{r['method']:<9} {r['kind']:<10} {r['n_images']:>6} {r['fid']:7.1f} {r['fid_real']:6.1f} "
               f"{r['normalised_entropy']:7.3f} {r['kl_to_uniform']:6.3f} {ratio:>8} {r['empty_classes']:>5}  "
               f"{r['dominant']:<18} {r['recommended_k']:>5} {r['paper_k']:>7} {r['seconds']:5.0f}")
     out = args.out or OUT / f"diagnose_methods-{args.dataset}.json"

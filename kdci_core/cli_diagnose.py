@@ -33,6 +33,8 @@ def cmd_diagnose(args) -> int:
           f"({sub['rounds']} round(s), {sub['seconds']:.1f} s, {out['device']})")
     if result.fid is not None:
         print(result.fid.label())
+        if result.fid_real is not None:
+            print(f"  real training images, same extractor (the floor): {result.fid_real.label()}")
         if result.fid.warning:
             print(f"warning: {result.fid.warning}", file=sys.stderr)
     for name, imb in bal["imbalance"].items():

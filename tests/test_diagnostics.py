@@ -46,6 +46,9 @@ def test_diagnosis_numbers(deepinv_diag):
     assert bal.original_imbalance.normalised_entropy > 0.99  # digits' test split is balanced
     assert diag.fid.extractor_kind == "teacher" and diag.fid.n_substitution == 120
     assert diag.fid.n_reference == 360 and diag.fid.value > 0
+    real = diag.fid_real  # real training images of the same count: far closer than 3-step synthesis
+    assert real.n_substitution == 120 and real.extractor_name == diag.fid.extractor_name
+    assert 0 < real.value < diag.fid.value / 2
     assert diag.dictionary.k <= 32 and diag.dictionary.proportions.sum().item() == pytest.approx(1.0)
     curve = diag.k_curve
     assert curve.ks[0] <= curve.recommended_k <= curve.ks[-1]
@@ -58,6 +61,7 @@ def test_diagnosis_json_round_trips(deepinv_diag):
     assert set(out["proportions"]["imbalance"]) == {"substitution", "original"}
     assert len(out["dictionary"]["prototypes"]) == out["dictionary"]["k"]
     assert out["fid"]["extractor_name"].startswith("teacher penultimate")
+    assert out["fid_real_data"]["n_substitution"] == 120
 
 
 def test_sampling_method_selects_once(builtin):

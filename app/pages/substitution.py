@@ -82,8 +82,11 @@ def show(diag: Diagnosis) -> None:
                 help=f"{sub_imb.empty_classes} class(es) never predicted; largest: "
                      f"{info.class_names[sub_imb.dominant_class]} ({100 * sub_imb.dominant_share:.1f}%)")
     if diag.fid is not None:
+        floor = (f" Real training images ({diag.fid_real.n_substitution}) score "
+                 f"**{diag.fid_real.value:.1f}** with the same extractor: the floor for this sample "
+                 f"count." if diag.fid_real is not None else "")
         st.caption(f"FID extractor: **{diag.fid.extractor_name}**; {diag.fid.n_substitution} "
-                   f"substitution vs {diag.fid.n_reference} test images.")
+                   f"substitution vs {diag.fid.n_reference} test images.{floor}")
         if diag.fid.warning:
             st.warning(diag.fid.warning)
     names = [info.class_names[int(c)] for c in data.pseudo_labels[:64]]

@@ -53,9 +53,10 @@ def class_balance(data: SubstitutionData, reference: Reference) -> ClassBalance:
     return ClassBalance(sub, orig, imbalance(sub), imbalance(orig), rounds)
 
 
-def reference_subset(reference: Reference, n: int = MAX_REFERENCE, seed: int = 0) -> torch.Tensor:
-    """A fixed random subset of the test images (all of them when there are at most ``n``)."""
-    images = reference.test.images
+def reference_subset(reference: Reference, n: int = MAX_REFERENCE, seed: int = 0,
+                     split: str = "test") -> torch.Tensor:
+    """A fixed random subset of a split's images (all of them when there are at most ``n``)."""
+    images = getattr(reference, split).images
     if len(images) <= n:
         return images
     idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
@@ -83,6 +84,9 @@ class Diagnosis:
     balance: ClassBalance
     dictionary: ConfounderDictionary
     k_curve: KCurve | None = None
+    #: FID of real training images, as many as the substitution data, against the same reference:
+    #: the floor that sample count and extractor allow (what "close to the data" looks like)
+    fid_real: FIDResult | None = None
 
     def to_dict(self) -> dict:
         info = self.data.info
@@ -90,6 +94,7 @@ class Diagnosis:
                 "teacher_arch": self.data.teacher_arch, "device": str(self.reference.device),
                 "substitution": self.data.summary(),
                 "fid": self.fid.to_dict() if self.fid else None,
+                "fid_real_data": self.fid_real.to_dict() if self.fid_real else None,
                 "proportions": self.balance.to_dict(info.class_names),
                 "dictionary": dictionary_summary(self.dictionary),
                 "k_curve": self.k_curve.to_dict() if self.k_curve else None,
@@ -106,15 +111,20 @@ def diagnose(cfg: DistillConfig, *, rounds: int = DEFAULT_ROUNDS, k: int | None 
     "inception", "teacher" or None (skip FID)."""
     max_reference = check_range("max_reference", max_reference, low=2, high=10**7, integer=True)
     data, reference = collect_substitution_data(cfg, rounds=rounds, progress=progress)
-    fid_result = None
+    fid_result = fid_real = None
     if fid:
-        fid_result = compute_fid(data.images, reference_subset(reference, max_reference, cfg.seed),
-                                 info=data.info, device=reference.device, teacher=reference.teacher,
-                                 teacher_arch=data.teacher_arch, extractor=fid,
-                                 inception_weights=inception_weights, progress=progress)
+        ref = reference_subset(reference, max_reference, cfg.seed)
+        opts = dict(info=data.info, device=reference.device, teacher=reference.teacher,
+                    teacher_arch=data.teacher_arch, extractor=fid,
+                    inception_weights=inception_weights, progress=progress)
+        fid_result = compute_fid(data.images, ref, **opts)
+        if len(reference.train) >= 2:
+            real = reference_subset(reference, len(data.images), cfg.seed, split="train")
+            fid_real = compute_fid(real, ref, **opts)
     report(progress, 0, 1, "confounder dictionary")
     dictionary = dictionary_for(data, k, pca_dim=pca_dim, seed=cfg.seed)
     report(progress, 1, 1, "confounder dictionary")
     curve = k_curve(data.teacher_logits, pca_dim=pca_dim, seed=cfg.seed, progress=progress) \
         if with_k_curve else None
-    return Diagnosis(cfg, data, reference, fid_result, class_balance(data, reference), dictionary, curve)
+    return Diagnosis(cfg, data, reference, fid_result, class_balance(data, reference), dictionary,
+                     curve, fid_real)

@@ -57,6 +57,7 @@ class Reference:
     """What the shift is measured against (the dataset's test split), and the teacher and device."""
 
     test: ImageSet
+    train: ImageSet
     info: DatasetInfo
     teacher: torch.nn.Module
     device: torch.device
@@ -94,4 +95,4 @@ def collect_substitution_data(cfg: DistillConfig, *, rounds: int = DEFAULT_ROUND
                             rounds=torch.cat(tags), teacher_logits=logits, info=d.info,
                             teacher_arch=d.teacher.arch, student_steps=steps,
                             seconds=time.time() - started)
-    return data, Reference(test=d.data.test, info=d.info, teacher=d.teacher.model, device=d.device)
+    return data, Reference(test=d.data.test, train=d.data.train, info=d.info, teacher=d.teacher.model, device=d.device)
