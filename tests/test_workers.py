@@ -164,3 +164,22 @@ def test_resume_rejects_finished_run(store):
     run.set_status("finished")
     with pytest.raises(InputError, match="only failed or cancelled"):
         resume(store, run.run_id, LocalBackend(store))
+
+
+def test_ray_backend_runs_a_digits_run(store):
+    ray = pytest.importorskip("ray", reason="ray is not installed")
+    from kdci_core.workers.ray_backend import RayBackend
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"KDCI_HOME": str(store.home),
+                                       "PYTHONPATH": str(__import__("conftest").REPO)}})
+    try:
+        backend = RayBackend(store)
+        ids = launch([tiny_config(method_params=SLOW, kdci=k) for k in (True, False)], backend)
+        assert wait_for(store, ids, timeout=240) == {i: "finished" for i in ids}
+        for i in ids:
+            st = store.get(i).status()
+            assert st["backend"] == "ray" and st["ray_actor"].startswith(f"kdci-{i}")
+            assert len(store.get(i).metrics()) == 2 and (store.get(i).root / "student.safetensors").exists()
+    finally:
+        ray.shutdown()

@@ -22,8 +22,10 @@ from ..errors import InputError
 from ..runstore import Run, RunStore
 
 REPO = Path(__file__).resolve().parents[2]
-#: a running/queued run whose heartbeat is older than this is declared dead
-STALE_S = 6.0
+#: a worker on another machine (no pid to check) is declared dead after this long without a
+#: heartbeat; on this machine the pid is checked instead, which is immediate and immune to a
+#: heartbeat thread starved on a saturated CPU (seen: 6 s gaps on a 2-core VM under load)
+STALE_S = 30.0
 ACTIVE = ("queued", "running")
 
 
