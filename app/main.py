@@ -27,6 +27,7 @@ page = st.navigation([
     st.Page(PAGES / "teacher.py", title="Teacher", icon=":material/school:", default=True),
     st.Page(PAGES / "substitution.py", title="Substitution data", icon=":material/auto_awesome:"),
     st.Page(PAGES / "dictionary.py", title="Confounder dictionary", icon=":material/hub:"),
+    st.Page(PAGES / "runs.py", title="Runs", icon=":material/play_circle:"),
 ])
 
 with st.sidebar:
