@@ -243,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_diagnose import add_diagnose_parser
     add_diagnose_parser(sub)
     add_runs_parsers(sub)
+    from .cli_report import add_report_parser
+    add_report_parser(sub)
     return p
 
 

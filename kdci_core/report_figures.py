@@ -134,10 +134,12 @@ def gain_figure(comparison: Comparison) -> go.Figure:
         x=[m.method for m in gains], y=[m.mean for m in gains],
         error_y=dict(type="data", array=[m.std or 0.0 for m in gains], visible=True),
         marker_color=["#2ca02c" if (m.mean or 0) >= 0 else "#d62728" for m in gains],
-        text=[f"p={_fmt(m.p_value, '.3g')}, {m.positive}/{m.n} positive" for m in gains],
-        textposition="outside",
+        width=0.5 if len(gains) < 3 else None,
         hovertemplate="%{x}: %{y:+.2f} points<extra></extra>"))
     fig.add_hline(y=0, line_color="#7f7f7f")
+    fig.update_xaxes(tickvals=[m.method for m in gains],  # the test's outcome under each method
+                     ticktext=[f"{m.method}<br>p={_fmt(m.p_value, '.3g')}, {m.positive}/{m.n} positive"
+                               for m in gains])
     fig.update_layout(**LAYOUT, title="KDCI gain: on − off, paired by seed (mean ± std)",
                       yaxis_title="points of student accuracy")
     return fig
@@ -192,6 +194,10 @@ class StudentComparison:
                 "projection": self.projections[0].method if self.projections else None}
 
 
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
+
+
 def _grid(test, info, idx: np.ndarray, preds: np.ndarray, title: str, max_images: int):
     import torch
 
@@ -201,8 +207,11 @@ def _grid(test, info, idx: np.ndarray, preds: np.ndarray, title: str, max_images
         return empty_figure(title, "no such test images")
     shown = idx[:max_images]
     caps = captions(test.labels.numpy(), preds, shown, info.class_names)
-    return image_grid(test.images[torch.from_numpy(shown)], info, captions=caps, columns=8,
-                      max_images=max_images, title=title)
+    fig = image_grid(test.images[torch.from_numpy(shown)], info, captions=caps, columns=8,
+                     max_images=max_images, title=title)
+    rows = (len(shown) + 7) // 8  # small images: keep cells about 90 px rather than page-wide
+    fig.update_layout(height=min(fig.layout.height, 100 + 90 * rows))
+    return fig
 
 
 def student_comparison(store: RunStore, run_a: Run | str, run_b: Run | str, *, method: str = "tsne",
@@ -237,10 +246,10 @@ def student_comparison(store: RunStore, run_a: Run | str, run_b: Run | str, *, m
                             corr.broken, (ea.accuracy, eb.accuracy))
     out._grids = {
         "fixed": _grid(test, info, corr.fixed, eb.predictions, f"Fixed by {views[0].label}: right with it, "
-                       f"wrong with {views[1].label} ({len(corr.fixed)} images; caption true→pred without)",
+                       f"wrong with {views[1].label} ({_images(len(corr.fixed))}; caption true→pred without)",
                        max_images),
         "broken": _grid(test, info, corr.broken, ea.predictions, f"Broken: wrong with {views[0].label}, right "
-                        f"with {views[1].label} ({len(corr.broken)} images; caption true→pred with)",
+                        f"with {views[1].label} ({_images(len(corr.broken))}; caption true→pred with)",
                         max_images)}
     return out
 
