@@ -129,6 +129,7 @@ class Run:
         with open(self.root / "metrics.jsonl", "a") as f:
             f.write(line + "\n")
             f.flush()
+        self._index()  # the run table shows the newest epoch and accuracy
 
     def write_result(self, result: dict) -> None:
         atomic_write_json(self.root / "result.json", result)

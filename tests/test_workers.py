@@ -183,3 +183,13 @@ def test_ray_backend_runs_a_digits_run(store):
             assert len(store.get(i).metrics()) == 2 and (store.get(i).root / "student.safetensors").exists()
     finally:
         ray.shutdown()
+
+
+def test_index_follows_metrics_as_they_arrive(store):
+    run = store.create(tiny_config().to_dict())
+    run.append_metrics({"epoch": 1, "step": 5, "student_accuracy": 33.0, "loss": 1.0})
+    row = store.rows()[0]
+    assert row["last_epoch"] == 1 and row["student_accuracy"] == 33.0 and row["status"] == "queued"
+    with open(run.path("metrics.jsonl"), "a") as f:
+        f.write('{"epoch": 2, "step": 10, "stud')  # a worker killed mid-write
+    assert [m["epoch"] for m in run.metrics()] == [1]
