@@ -5,6 +5,7 @@ exactly where an interrupted run stopped."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 
@@ -28,7 +29,7 @@ def store(tmp_path, builtin):
 
     home = tmp_path / "home"
     (home / "teachers").mkdir(parents=True)
-    os.link(builtin_teacher_path(), home / "teachers" / builtin_teacher_path().name)
+    shutil.copy(builtin_teacher_path(), home / "teachers" / builtin_teacher_path().name)
     old = os.environ["KDCI_HOME"]
     os.environ["KDCI_HOME"] = str(home)
     yield RunStore(home)
