@@ -108,6 +108,9 @@ def test_detached_run_finishes_and_is_indexed(store):
     row = store.rows()[0]
     assert row["run_id"] == run_id and row["status"] == "finished" and row["student_accuracy"] is not None
     assert (store.get(run_id).root / "worker.log").exists()
+    import plotly.io
+    fig = plotly.io.read_json(store.get(run_id).path("figures") / "student_accuracy.json")
+    assert len(fig.data) == 1 and len(fig.data[0].x) == 2  # the run's curve, readable without the app
 
 
 def test_kill_9_marks_failed_within_10s_and_resume_finishes(store):

@@ -127,6 +127,7 @@ def execute(run: Run, *, home: Path | None = None, resume: bool = False, slots: 
                             metadata={"arch": cfg.student, "num_classes": distiller.info.num_classes,
                                       "in_channels": distiller.info.in_channels, "run_id": run.run_id})
             run.write_result(result)
+            save_figures(run)
             run.set_status("finished", pid=None, finished_at=time.time())
             return result
     except Cancelled as exc:
@@ -146,6 +147,18 @@ def execute(run: Run, *, home: Path | None = None, resume: bool = False, slots: 
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return None
+
+
+def save_figures(run: Run) -> None:
+    """The run's curves as plotly JSON in ``figures/`` (``plotly.io.read_json`` opens them)."""
+    from ..report_figures import curves_figure
+
+    folder = run.path("figures")
+    folder.mkdir(exist_ok=True)
+    for y in ("student_accuracy", "loss"):
+        tmp = folder / f".{y}.json.tmp"
+        tmp.write_text(curves_figure([run], x="epoch", y=y).to_json())
+        os.replace(tmp, folder / f"{y}.json")
 
 
 def _raise_cancelled(signum, frame):
