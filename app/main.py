@@ -27,6 +27,8 @@ page = st.navigation([
     st.Page(PAGES / "teacher.py", title="Teacher", icon=":material/school:", default=True),
     st.Page(PAGES / "substitution.py", title="Substitution data", icon=":material/auto_awesome:"),
     st.Page(PAGES / "dictionary.py", title="Confounder dictionary", icon=":material/hub:"),
+    st.Page(PAGES / "runs.py", title="Runs", icon=":material/play_circle:"),
+    st.Page(PAGES / "compare.py", title="Compare runs", icon=":material/compare_arrows:"),
 ])
 
 with st.sidebar:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -124,6 +125,21 @@ def add_run_arguments(p: argparse.ArgumentParser, *, student_required: bool = Tr
 
 def cmd_distill(args) -> int:
     from .distill import distill
+
+    if args.detach:
+        from .workers import get_backend, launch
+
+        cfg = config_from_args(args)
+        if args.backend == "ray" and not (args.ray_address or os.environ.get("RAY_ADDRESS")):
+            raise InputError("--detach --backend ray: give --ray-address (or RAY_ADDRESS) of a running "
+                             "cluster (`ray start --head`); a Ray instance started by this command "
+                             "would end when it returns, and its runs with it")
+        backend = get_backend(args.backend, ray_address=args.ray_address,
+                              max_concurrent=args.max_concurrent)
+        run_id = launch([cfg], backend, names=[args.name])[0]
+        print(run_id)
+        _write_json(args.json, {"run_id": run_id, "status": "queued", "backend": args.backend})
+        return 0
     from .progress import TqdmProgress
 
     cfg = config_from_args(args)
@@ -222,10 +238,18 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--fusion", default=d.fusion, choices=FUSION_CHOICES)
     ds.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on CUDA")
     ds.add_argument("--name", help="run name (default: generated)")
+    ds.add_argument("--detach", action="store_true",
+                    help="hand the run to a background worker, print its run id, return at once")
+    ds.add_argument("--max-concurrent", type=int, help="local backend: runs at once (default: cores/2)")
+    from .cli_runs import add_backend_arguments, add_runs_parsers
+    add_backend_arguments(ds)
     ds.set_defaults(func=cmd_distill)
 
     from .cli_diagnose import add_diagnose_parser
     add_diagnose_parser(sub)
+    add_runs_parsers(sub)
+    from .cli_report import add_report_parser
+    add_report_parser(sub)
     return p
 
 

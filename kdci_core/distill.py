@@ -11,14 +11,12 @@ Accuracy is always reported on the raw student (the deployed model).
 
 from __future__ import annotations
 
-import os
 import time
-import traceback
 from typing import Callable
 
 import torch
 
-from .checkpoints import save_checkpoint
+from .checkpointing import load_object_state, object_state, rng_state, set_rng_state
 from .config import DistillConfig
 from .data import load_dataset
 from .device import autocast, peak_memory_mb, reset_peak_memory, resolve_device, seed_everything
@@ -120,20 +118,52 @@ class Distiller:
         self.scheduler.step()
         return {name: float(v.detach()) for name, v in terms.items()} | {"loss": float(loss.detach())}
 
-    def run(self, *, run: Run | None = None, on_epoch: Callable[[dict], None] | None = None) -> dict:
-        cfg, info = self.cfg, self.info
-        started = time.time()
-        reset_peak_memory(self.device)
-        teacher_eval = evaluate(self.teacher.model, self.data.test, num_classes=info.num_classes,
-                                device=self.device)
+    # --- resumable state ---------------------------------------------------------------------
+    def training_state(self, step: int, elapsed: float, history: list[dict]) -> dict:
+        """Everything needed to continue after ``step`` student steps (see checkpointing.py)."""
+        return {"step": step, "elapsed": elapsed, "history": history,
+                "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "plugin": self.plugin.state_dict() if self.plugin is not None else None,
+                "method": object_state(self.method), "rng": rng_state()}
+
+    def restore(self, state: dict) -> None:
+        self.student.load_state_dict(state["student"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.plugin is not None and state["plugin"] is not None:
+            self.plugin.load_state_dict(state["plugin"])
+        load_object_state(self.method, state["method"], self.device)
+        set_rng_state(state["rng"])
+
+    def prepare(self) -> None:
+        """The method's one-off work and, for sampling methods, KDCI's one dictionary."""
         self.method.prepare()
         if self.plugin is not None and self.method.kind == "sampling":
             n = len(self.method.substitution_data())
             if self.k > n:
                 raise InputError(f"--k {self.k}: K must not exceed the {n} selected substitution images")
             self.rebuild_dictionary(self.method.substitution_data())
-        history, sums, count = [], {}, 0
-        for step in range(self.total_steps):
+
+    def run(self, *, run: Run | None = None, on_epoch: Callable[[dict], None] | None = None,
+            resume: dict | None = None,
+            on_checkpoint: Callable[[dict], None] | None = None) -> dict:
+        """Distil; ``resume`` continues from a ``training_state``; ``on_checkpoint`` receives a
+        fresh ``training_state`` after every epoch (the worker saves it)."""
+        cfg, info = self.cfg, self.info
+        started = time.time()
+        reset_peak_memory(self.device)
+        teacher_eval = evaluate(self.teacher.model, self.data.test, num_classes=info.num_classes,
+                                device=self.device)
+        start, history, offset = 0, [], 0.0
+        if resume is not None:
+            self.restore(resume)
+            start, history, offset = resume["step"], list(resume["history"]), resume["elapsed"]
+            started -= offset
+        else:
+            self.prepare()
+        sums, count = {}, 0
+        for step in range(start, self.total_steps):
             for name, value in self.step(step).items():
                 sums[name] = sums.get(name, 0.0) + value
             count += 1
@@ -148,6 +178,8 @@ class Distiller:
                 history.append(record)
                 if run is not None:
                     run.append_metrics(record)
+                if on_checkpoint is not None:
+                    on_checkpoint(self.training_state(step + 1, time.time() - started, history))
                 if on_epoch is not None:
                     on_epoch(record)
         final = evaluate(self.student, self.data.test, num_classes=info.num_classes, device=self.device)
@@ -156,7 +188,7 @@ class Distiller:
             "teacher_arch": self.teacher.arch, "student_arch": cfg.student, "seed": cfg.seed,
             "device": str(self.device), "teacher_accuracy": teacher_eval.accuracy,
             "student_accuracy": final.accuracy, "per_class_accuracy": final.per_class,
-            "history": history, "wall_time_s": time.time() - started,
+            "history": history, "wall_time_s": time.time() - started, "resumed_from_step": start or None,
             "peak_memory_mb": peak_memory_mb(self.device), "k": self.k if cfg.kdci else None,
             "tau": self.tau, "student_parameters": parameter_count(self.student),
             "teacher_parameters": self.teacher.parameter_count, "config": cfg.to_dict(),
@@ -171,22 +203,15 @@ class Distiller:
 
 def distill(cfg: DistillConfig, *, store: RunStore | None = None, progress: Progress = None,
             on_epoch: Callable[[dict], None] | None = None, run_name: str | None = None) -> dict:
-    """Run one distillation end to end, recorded in the run store; returns the result dict."""
+    """Run one distillation end to end in this process, recorded in the run store (with
+    heartbeats and per-epoch checkpoints, so it can be resumed); returns the result dict."""
+    from .workers.worker import execute
+
     store = store or RunStore()
     distiller = Distiller(cfg, progress=progress)  # input errors surface before a run exists
     run = store.create(cfg.to_dict(), name=run_name)
-    run.set_status("running", pid=os.getpid())
-    try:
-        result = distiller.run(run=run, on_epoch=on_epoch)
-        result["run_id"] = run.run_id
-        save_checkpoint(distiller.student, run.path("student.safetensors"),
-                        metadata={"arch": cfg.student, "num_classes": distiller.info.num_classes,
-                                  "in_channels": distiller.info.in_channels, "run_id": run.run_id})
-        run.write_result(result)
-        run.set_status("finished", pid=None)
-        return result
-    except BaseException as exc:
-        kind = "rejected input" if isinstance(exc, InputError) else type(exc).__name__
-        run.set_status("cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", pid=None,
-                       error=f"{kind}: {exc}", traceback=traceback.format_exc(limit=8))
-        raise
+    result = execute(run, home=store.home, backend="inline", progress=progress, on_epoch=on_epoch,
+                     distiller=distiller)
+    if result is None:
+        raise KeyboardInterrupt(f"run {run.run_id} was cancelled")
+    return result

@@ -2,9 +2,12 @@
 
 Each run folder holds ``config.json`` (what was asked), ``status.json`` (state, pid, error,
 timestamps), ``metrics.jsonl`` (one JSON object per evaluation, appended as they arrive),
-``result.json`` (the final summary) and ``student.safetensors``. Plain files, readable without
-the app; every whole-file write is atomic (temp file + rename); a torn last metrics line (a
-worker killed mid-write) is skipped on read.
+``result.json`` (the final summary), ``student.safetensors``, and while it runs
+``heartbeat`` (the worker's last sign of life), ``checkpoint.safetensors`` (the resumable state,
+see checkpointing.py), ``worker.log`` and ``cancel`` (a cancel request). Plain files, readable
+without the app; every whole-file write is atomic (temp file + rename); a torn last metrics line
+(a worker killed mid-write) is skipped on read. ``index.sqlite`` (runindex.py) mirrors each
+run's summary for listing; the folders are the truth and rebuild it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from pathlib import Path
 
 from .errors import InputError
+from .runindex import RunIndex
 
 STATUSES = ("queued", "running", "finished", "failed", "cancelled")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -53,11 +57,12 @@ def validate_run_id(run_id: str) -> str:
 
 
 class Run:
-    """Handle on one run folder."""
+    """Handle on one run folder (and the store's index, kept in step with it)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, index: RunIndex | None = None):
         self.root = root
         self.run_id = root.name
+        self.index = index
 
     # --- writing -------------------------------------------------------------------------
     def set_status(self, status: str, **fields) -> dict:
@@ -68,16 +73,67 @@ class Run:
         if status == "running":
             state.setdefault("started_at", time.time())
         atomic_write_json(self.root / "status.json", state)
+        self._index(state)
         return state
+
+    def _index(self, state: dict | None = None) -> None:
+        if self.index is not None:
+            self.index.upsert(self.index_row(state))
+
+    def index_row(self, state: dict | None = None) -> dict:
+        """This run's row of the SQLite index."""
+        state = state if state is not None else self.status()
+        cfg, result = self.config(), self.result() or {}
+        last = self.last_metrics()
+        return {"run_id": self.run_id, "name": state.get("name"), "status": state.get("status"),
+                "method": cfg.get("method"), "kdci": cfg.get("kdci"), "dataset": cfg.get("dataset"),
+                "student": cfg.get("student"), "seed": cfg.get("seed"), "k": cfg.get("k"),
+                "ablation": cfg.get("ablation"), "created_at": state.get("created_at"),
+                "updated_at": state.get("updated_at"), "pid": state.get("pid"),
+                "host": state.get("host"), "backend": state.get("backend"),
+                "student_accuracy": result.get("student_accuracy", (last or {}).get("student_accuracy")),
+                "teacher_accuracy": result.get("teacher_accuracy"),
+                "last_epoch": (last or {}).get("epoch"), "epochs": cfg.get("epochs"),
+                "error": state.get("error"), "config": cfg}
+
+    def heartbeat(self) -> None:
+        """The worker is alive (a timestamp in its own file: no race with status writes)."""
+        tmp = self.root / f".heartbeat.{os.getpid()}.tmp"
+        tmp.write_text(f"{time.time():.3f}")
+        os.replace(tmp, self.root / "heartbeat")
+
+    def last_heartbeat(self) -> float | None:
+        try:
+            return float((self.root / "heartbeat").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def request_cancel(self) -> None:
+        (self.root / "cancel").write_text(f"{time.time():.3f}")
+
+    def clear_cancel(self) -> None:
+        (self.root / "cancel").unlink(missing_ok=True)
+
+    def cancel_requested(self) -> bool:
+        return (self.root / "cancel").exists()
+
+    def truncate_metrics(self, step: int) -> None:
+        """Keep only the metrics records up to ``step`` (before a resume from that step)."""
+        kept = [m for m in self.metrics() if m.get("step", 0) <= step]
+        tmp = self.root / f".metrics.{os.getpid()}.tmp"
+        tmp.write_text("".join(json.dumps(m, default=_json_default) + "\n" for m in kept))
+        os.replace(tmp, self.root / "metrics.jsonl")
 
     def append_metrics(self, record: dict) -> None:
         line = json.dumps(record, default=_json_default)
         with open(self.root / "metrics.jsonl", "a") as f:
             f.write(line + "\n")
             f.flush()
+        self._index()  # the run table shows the newest epoch and accuracy
 
     def write_result(self, result: dict) -> None:
         atomic_write_json(self.root / "result.json", result)
+        self._index()
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -104,11 +160,17 @@ class Run:
                 continue  # torn write of a killed worker
         return out
 
+    def last_metrics(self) -> dict | None:
+        records = self.metrics()
+        return records[-1] if records else None
+
     def summary(self) -> dict:
         st = self.status()
-        return {"run_id": self.run_id, "status": st.get("status"), "pid": st.get("pid"),
-                "error": st.get("error"), "config": self.config(), "history": self.metrics(),
-                "result": self.result()}
+        return {"run_id": self.run_id, "name": st.get("name"), "status": st.get("status"),
+                "pid": st.get("pid"), "host": st.get("host"), "backend": st.get("backend"),
+                "error": st.get("error"), "created_at": st.get("created_at"),
+                "updated_at": st.get("updated_at"), "heartbeat_at": self.last_heartbeat(),
+                "config": self.config(), "history": self.metrics(), "result": self.result()}
 
 
 def _read_json(path: Path):
@@ -127,6 +189,31 @@ class RunStore:
         self.home = Path(home) if home is not None else kdci_home()
         self.runs_dir = self.home / "runs"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
+        fresh = not (self.home / "index.sqlite").exists()
+        self.index = RunIndex(self.home / "index.sqlite")
+        if fresh or self.index.run_ids() != {p.name for p in self._folders()}:
+            self.rebuild_index()
+
+    def _folders(self) -> list[Path]:
+        return [p for p in self.runs_dir.iterdir() if (p / "config.json").exists()]
+
+    def rebuild_index(self) -> int:
+        """Re-read every run folder into the index (the folders are the truth)."""
+        known = set()
+        for p in self._folders():
+            run = Run(p, self.index)
+            try:
+                run._index()
+                known.add(run.run_id)
+            except InputError:
+                continue  # a corrupt run folder is listed by nothing, reported by `runs show`
+        for stale in self.index.run_ids() - known:
+            self.index.delete(stale)
+        return len(known)
+
+    def rows(self, **query) -> list[dict]:
+        """Index rows (see RunIndex.query: status/method/dataset/text filters, sort, limit)."""
+        return self.index.query(**query)
 
     def create(self, config: dict, *, name: str | None = None) -> Run:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -137,17 +224,17 @@ class RunStore:
             root.mkdir(parents=True)
         except FileExistsError:
             raise InputError(f"run name {run_id!r}: a run with that name already exists") from None
-        run = Run(root)
+        run = Run(root, self.index)
         atomic_write_json(root / "config.json", config)
-        run.set_status("queued", created_at=time.time())
+        run.set_status("queued", created_at=time.time(), name=name)
         return run
 
     def get(self, run_id: str) -> Run:
         root = self.runs_dir / validate_run_id(run_id)
         if not (root / "config.json").exists():
             raise InputError(f"run id {run_id!r}: no such run in {self.runs_dir}")
-        return Run(root)
+        return Run(root, self.index)
 
     def list(self) -> list[Run]:
-        runs = [Run(p) for p in self.runs_dir.iterdir() if (p / "config.json").exists()]
+        runs = [Run(p, self.index) for p in self._folders()]
         return sorted(runs, key=lambda r: r.status().get("created_at", 0), reverse=True)

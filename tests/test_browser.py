@@ -121,7 +121,7 @@ def test_teacher_page_upload_valid_and_malicious(server, page, tmp_path, kdci_ho
 
 def _open_page(page, server, title):
     """Go to a page through the sidebar's navigation link (keeps the session's teacher choice)."""
-    page.locator("[data-testid='stSidebarNav'] a").filter(has_text=title).click()
+    page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
     page.get_by_role("heading", name=title).wait_for(timeout=60_000)
 
 
@@ -171,3 +171,79 @@ def test_diagnostic_pages_fashion_mnist(server, page, tmp_path):
     _diagnose_in_browser(page, server, "fashion-mnist")
     caption = page.locator("[data-testid='stCaptionContainer']").filter(has_text="from the Teacher page")
     assert "fashion-mnist" in caption.first.inner_text()
+
+
+_POINTS = ("Math.max(0, ...Array.from(document.querySelectorAll('.js-plotly-plot'))"
+           ".flatMap(g => (g.data || []).map(t => (t.x || []).length)))")
+
+
+def _wait_points(page, n: int, timeout: float = 180) -> int:
+    """Wait until some plotly curve on the page has at least ``n`` points; return the count."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = page.evaluate(_POINTS)
+        if got >= n:
+            return got
+        page.wait_for_timeout(500)
+    raise AssertionError(f"no curve reached {n} points in {timeout} s")
+
+
+def test_runs_live_refresh_compare_and_report(server, page, kdci_home, tmp_path):
+    """The main flow: launch KDCI on/off from the Runs page, watch the curve move, reload, still
+    there, compare the two runs, download the report and open it offline."""
+    from kdci_core.runstore import RunStore
+    from kdci_core.workers import wait_for
+
+    before = {r["run_id"] for r in RunStore(kdci_home).rows()}
+    page.goto(server)
+    page.get_by_text("Test accuracy").wait_for(timeout=120_000)
+    _open_page(page, server, "Runs")
+    page.get_by_role("heading", name="Runs").wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    if not page.get_by_label("Seeds", exact=True).is_visible():  # collapsed once runs exist
+        page.locator("[data-testid='stExpander'] summary").filter(has_text="Launch runs").click()
+    page.get_by_label("Seeds", exact=True).wait_for(timeout=30_000)
+    for label, value in (("Seeds", "1"), ("Epochs", "4"), ("Steps per epoch", "25")):
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        page.wait_for_timeout(400)
+    page.get_by_role("button", name="Launch 2 runs").click()
+    deadline = time.time() + 60
+    while time.time() < deadline and len({r["run_id"] for r in RunStore(kdci_home).rows()} - before) < 2:
+        time.sleep(0.5)
+    ids = sorted({r["run_id"] for r in RunStore(kdci_home).rows()} - before)
+    assert len(ids) == 2, ids
+    page.get_by_text("Monitoring").first.wait_for(timeout=60_000)
+    # the live monitor redraws by itself: its curves gain points while the runs train
+    first = _wait_points(page, 1)
+    _wait_points(page, first + 1)
+    page.screenshot(path=str(ARTIFACTS / "runs-live.png"), full_page=True)
+    assert wait_for(RunStore(kdci_home), ids, timeout=240) == {i: "finished" for i in ids}
+    page.reload()  # closing the tab / refreshing loses nothing
+    page.get_by_role("heading", name="Runs").wait_for(timeout=60_000)
+    for text in (ids[0], ids[1], "4/4"):  # the run table (a canvas grid, with a DOM copy)
+        page.wait_for_function("t => document.body.innerHTML.includes(t)", arg=text, timeout=60_000)
+    assert _wait_points(page, 4) >= 4
+    assert page.locator("[data-testid='stException']").count() == 0
+
+    page.goto(f"{server}/compare?runs={','.join(ids)}")
+    page.get_by_text("KDCI gain").first.wait_for(timeout=120_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.get_by_role("button", name="Build the report").click()
+    button = page.get_by_role("button", name="Download html")
+    button.wait_for(timeout=240_000)
+    with page.expect_download() as dl:
+        button.click()
+    report = tmp_path / "report.html"
+    dl.value.save_as(report)
+    html = report.read_text()
+    assert "<script src=" not in html and ids[0] in html
+    offline = page.context.browser.new_page()
+    offline.goto(report.as_uri())
+    offline.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    assert offline.locator(".js-plotly-plot").count() >= 3
+    offline.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+    offline.close()

@@ -1,0 +1,202 @@
+"""Compare page: finished runs side by side, KDCI on vs off across seeds.
+
+Pick runs (or open a deep link ``?runs=ID1,ID2``); see their accuracy curves (EMA smoothing,
+x by epoch, step or wall time), the final accuracy per method and setting (mean ± std over
+seeds), the KDCI gain paired by seed with its t-test, two students' features in 2-D, per-class
+deltas and the test images KDCI fixed or broke; download the report as HTML, JSON or Markdown.
+
+Presentation only: every number and figure is a ``kdci_core.reports`` / ``report_figures`` call.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[2]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app.shared import device  # noqa: E402
+from kdci_core.errors import InputError  # noqa: E402
+from kdci_core.report_figures import (accuracy_table, curves_figure, gain_figure, gain_table,  # noqa: E402
+                                      pairs_table, student_comparison)
+from kdci_core.reports import compare_runs, export_report  # noqa: E402
+from kdci_core.runstore import RunStore  # noqa: E402
+
+PROJECTIONS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
+X_AXES = {"epoch": "epoch", "step": "step", "wall_time": "wall time"}
+Y_AXES = {"student_accuracy": "student accuracy", "loss": "training loss"}
+DOWNLOADS = (("html", "HTML", "text/html"), ("json", "JSON", "application/json"),
+             ("md", "Markdown", "text/markdown"))
+
+
+def run_option_label(row: dict) -> str:
+    return f"{row['method']} kdci={'on' if row['kdci'] else 'off'} seed {row['seed']} · {row['run_id']}"
+
+
+def default_selection(rows: list[dict]) -> list[str]:
+    """The newest run of each (setting, seed) of the newest run's method and dataset."""
+    if not rows:
+        return []
+    newest = rows[0]  # rows come newest first
+    chosen: dict = {}
+    for r in rows:
+        if r["method"] == newest["method"] and r["dataset"] == newest["dataset"]:
+            chosen.setdefault((bool(r["kdci"]), r["seed"]), r["run_id"])
+    picked = set(chosen.values())
+    return [r["run_id"] for r in rows if r["run_id"] in picked]
+
+
+def linked_selection(options: list[str]) -> list[str] | None:
+    """Run ids of a ``?runs=ID1,ID2`` deep link that are finished runs here (None: no link)."""
+    text = st.query_params.get("runs")
+    if not text:
+        return None
+    asked = [r.strip() for r in str(text).split(",") if r.strip()]
+    unknown = [r for r in asked if r not in options]
+    if unknown:
+        st.warning(f"Left out of the link's selection (not finished runs of this store): {', '.join(unknown)}")
+    return [r for r in asked if r in options]
+
+
+@st.cache_data(show_spinner="Comparing the students (t-SNE/UMAP takes seconds)…", max_entries=16)
+def cached_students(home: str, on_id: str, off_id: str, projection: str, dev: str):
+    sc = student_comparison(RunStore(home), on_id, off_id, method=projection, max_points=1000, device=dev)
+    return sc.figures(), sc.to_dict()
+
+
+@st.cache_data(show_spinner="Building the report…", max_entries=8)
+def cached_report(home: str, run_ids: tuple, include_students: bool, projection: str, dev: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = export_report(RunStore(home), list(run_ids), Path(tmp) / "kdci-report.html",
+                              include_students=include_students, projection=projection, device=dev)
+        return {p.suffix.lstrip("."): p.read_bytes() for p in paths}
+
+
+def choose_runs(rows: list[dict]) -> list[str]:
+    options = [r["run_id"] for r in rows]
+    labels = {r["run_id"]: run_option_label(r) for r in rows}
+    linked = linked_selection(options)
+    default = linked if linked is not None else default_selection(rows)
+    selected = st.multiselect("Finished runs", options, default=default, format_func=labels.get,
+                              key="cmp_runs", help="Default: the newest method's runs, all seeds, KDCI on "
+                                                   "and off. A link with ?runs=ID1,ID2 preselects runs.")
+    if selected:
+        st.query_params["runs"] = ",".join(selected)  # the address bar is a shareable deep link
+    return selected
+
+
+def show_accuracy(comp) -> None:
+    st.subheader("Final accuracy")
+    st.dataframe([{k: r[k] for k in ("method", "KDCI", "seeds", "accuracy (%)", "runs")}
+                  for r in accuracy_table(comp)], hide_index=True)
+    st.subheader("KDCI gain")
+    if not comp.gains:
+        st.info("No KDCI-on run here has a KDCI-off run of the same method and seed: add both settings "
+                "to see the paired gain.")
+        return
+    st.dataframe(gain_table(comp), hide_index=True)
+    st.caption("Gain: on − off per seed (points); p-value: paired t-test across seeds (at least 2 pairs); "
+               "ratios: mean of KDCI-on over mean of KDCI-off runs.")
+    st.plotly_chart(gain_figure(comp))
+    st.dataframe(pairs_table(comp), hide_index=True)
+
+
+def show_curves(store: RunStore, comp) -> None:
+    st.subheader("Training curves")
+    c1, c2, c3 = st.columns(3)
+    y = c1.radio("Metric", list(Y_AXES), format_func=Y_AXES.get, horizontal=True, key="cmp_y")
+    x = c2.radio("x axis", list(X_AXES), format_func=X_AXES.get, horizontal=True, key="cmp_x")
+    smoothing = c3.slider("Smoothing (EMA)", 0.0, 0.99, 0.0, 0.01, key="cmp_smooth",
+                          help="Exponential moving average, debiased, as in TensorBoard and W&B")
+    runs = [store.get(r.run_id) for r in comp.runs]
+    st.plotly_chart(curves_figure(runs, x=x, smoothing=smoothing, y=y))
+    st.caption("Blues: KDCI on; oranges: KDCI off; one dash style per seed.")
+
+
+def show_students(store: RunStore, comp, dev: str) -> None:
+    st.subheader("Students")
+    pairs = comp.pairs()
+    if not pairs:
+        st.info("The student views need a KDCI-on and a KDCI-off run of the same method and seed.")
+        return
+    c1, c2 = st.columns([3, 2])
+    i = c1.selectbox("On/off pair", range(len(pairs)), key="cmp_pair",
+                     format_func=lambda j: f"{pairs[j].method} seed {pairs[j].seed}: {pairs[j].on_id} vs "
+                                           f"{pairs[j].off_id}")
+    projection = c2.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
+                          key="cmp_proj")
+    pair = pairs[i]
+    key = (pair.on_id, pair.off_id, projection)
+    shown = st.session_state.setdefault("cmp_students_shown", set())
+    if st.button("Compare the students", key="cmp_students_go", help="t-SNE/UMAP take a few seconds"):
+        shown.add(key)
+    if key not in shown:
+        return
+    try:
+        figs, summary = cached_students(str(store.home), pair.on_id, pair.off_id, projection, dev)
+    except InputError as exc:
+        st.error(str(exc))
+        return
+    st.plotly_chart(figs["embedding"])
+    st.plotly_chart(figs["per_class_delta"])
+    st.caption(f"Corrected examples: {summary['fixed']} test images right with KDCI and wrong without "
+               f"(fixed), {summary['broken']} the other way (broken); captions: true→predicted.")
+    left, right = st.columns(2)
+    left.plotly_chart(figs["fixed"])
+    right.plotly_chart(figs["broken"])
+
+
+def show_report(store: RunStore, selected: list[str], dev: str) -> None:
+    st.subheader("Report")
+    include = st.checkbox("Include the student views", True, key="cmp_report_students")
+    projection = st.session_state.get("cmp_proj", "tsne")
+    if st.button("Build the report", key="cmp_report_go",
+                 help="One self-contained HTML file (opens offline), with JSON and Markdown"):
+        try:
+            files = cached_report(str(store.home), tuple(selected), include, projection, dev)
+        except InputError as exc:
+            st.error(str(exc))
+            return
+        st.session_state["cmp_report"] = {"ids": tuple(selected), "files": files}
+    built = st.session_state.get("cmp_report")
+    if not built or built["ids"] != tuple(selected):
+        return
+    for col, (ext, name, mime) in zip(st.columns(len(DOWNLOADS)), DOWNLOADS):
+        col.download_button(f"Download {name}", built["files"][ext], file_name=f"kdci-report.{ext}",
+                            mime=mime, key=f"cmp_dl_{ext}")
+
+
+def render() -> None:
+    st.title("Compare runs")
+    st.write("Finished runs side by side: does KDCI help this method, across seeds? Gains are paired "
+             "by seed (same method, dataset, student and epochs) and tested with a paired t-test.")
+    store = RunStore()
+    rows = store.rows(status="finished")
+    if not rows:
+        st.info("No finished runs yet. Launch runs on the Runs page (KDCI on and off, a few seeds), "
+                "then come back here to compare them.")
+        return
+    selected = choose_runs(rows)
+    if not selected:
+        st.info("Pick at least one finished run.")
+        return
+    try:
+        comp = compare_runs(store, selected)
+    except InputError as exc:
+        st.error(str(exc))
+        return
+    for note in comp.notes:
+        st.caption(f"Note: {note}")
+    dev = str(device())
+    show_accuracy(comp)
+    show_curves(store, comp)
+    show_students(store, comp, dev)
+    show_report(store, selected, dev)
+
+
+render()

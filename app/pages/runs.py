@@ -1,0 +1,168 @@
+"""Runs page (ACCEPTANCE 4.4): launch one or many runs (methods x KDCI on/off x seeds) in
+background workers, a run table with status from heartbeats (sort, filter), cancel and resume,
+and a live monitor of accuracy and loss that refreshes itself without blocking the page.
+
+Runs live in the run store and their own processes: closing the tab, refreshing the browser or
+restarting the server loses nothing. Presentation only: ``kdci_core.workers`` does the work.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[2]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from app.shared import teacher_caption, teacher_config  # noqa: E402
+from kdci_core.errors import InputError  # noqa: E402
+from kdci_core.methods import METHODS  # noqa: E402
+from kdci_core.models import model_names  # noqa: E402
+from kdci_core.report_figures import curves_figure  # noqa: E402
+from kdci_core.runstore import STATUSES, RunStore  # noqa: E402
+from kdci_core.workers import cancel, get_backend, launch_grid, reconcile, resume  # noqa: E402
+from kdci_core.workers.local import default_concurrency  # noqa: E402
+
+REFRESH_S = 2.0
+ACTIVE = ("queued", "running")
+
+
+@st.cache_resource
+def backend_for(name: str, address: str, max_concurrent: int):
+    """One backend per choice (Ray connects once per server process)."""
+    return get_backend(name, RunStore(), ray_address=address or None, max_concurrent=max_concurrent)
+
+
+def launch_form() -> None:
+    cfg = teacher_config()
+    with st.expander("Launch runs", expanded=not RunStore().rows(limit=1)):
+        st.caption(teacher_caption(cfg))
+        names = METHODS.names()
+        c1, c2, c3 = st.columns([3, 1, 1])
+        methods = c1.multiselect("Methods", names, default=["deepinv"], key="runs_methods")
+        on = c2.checkbox("KDCI on", True, key="runs_on")
+        off = c3.checkbox("KDCI off", True, key="runs_off")
+        c1, c2, c3, c4 = st.columns(4)
+        seeds = int(c1.number_input("Seeds", 1, 20, 3, key="runs_seeds", help="seeds 0 .. n-1"))
+        epochs = int(c2.number_input("Epochs", 1, 10_000, 10, key="runs_epochs"))
+        steps = int(c3.number_input("Steps per epoch", 1, 100_000, 50, key="runs_steps"))
+        students = model_names()
+        student = c4.selectbox("Student", students, index=students.index("lenet5_half"), key="runs_student")
+        c1, c2, c3 = st.columns(3)
+        backend = c1.radio("Backend", ["local", "ray"], horizontal=True, key="runs_backend",
+                           help="local: one process per run on this machine; ray: a Ray cluster")
+        address = c2.text_input("Ray address", key="runs_ray_address", disabled=backend != "ray",
+                                placeholder="empty: $RAY_ADDRESS or a local Ray")
+        limit = int(c3.number_input("Runs at once (local)", 1, 64, default_concurrency(), key="runs_limit"))
+        settings = [s for s, keep in ((True, on), (False, off)) if keep]
+        n = len(methods) * len(settings) * seeds
+        if st.button(f"Launch {n} run{'s' * (n != 1)}", type="primary", disabled=n == 0, key="runs_launch"):
+            base = replace(cfg, student=student, epochs=epochs, steps_per_epoch=steps)
+            try:
+                ids = launch_grid(base, backend_for(backend, address, limit), methods=methods,
+                                  kdci=settings, seeds=range(seeds))
+            except InputError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["runs_selected"] = ids
+                st.toast(f"Launched {len(ids)} run(s) on the {backend} backend")
+
+
+def _table(store: RunStore) -> pd.DataFrame:
+    rows = store.rows()
+    df = pd.DataFrame([{
+        "run": r["run_id"], "status": r["status"], "method": r["method"],
+        "KDCI": "on" if r["kdci"] else "off", "seed": r["seed"],
+        "epoch": f"{r['last_epoch'] or 0}/{r['epochs']}", "accuracy %": r["student_accuracy"],
+        "dataset": r["dataset"], "backend": r["backend"],
+        "created": pd.to_datetime(r["created_at"], unit="s") if r["created_at"] else None,
+        "error": r["error"] or ""} for r in rows])
+    return df
+
+
+def run_table(store: RunStore) -> list[str]:
+    """The filtered run table; returns the selected run ids."""
+    df = _table(store)
+    if df.empty:
+        st.info("No runs yet: launch some above.")
+        return []
+    c1, c2, c3 = st.columns([2, 2, 3])
+    statuses = c1.multiselect("Status", list(STATUSES), key="runs_filter_status")
+    methods = c2.multiselect("Method", sorted(df["method"].dropna().unique()), key="runs_filter_method")
+    text = c3.text_input("Search run id", key="runs_filter_text")
+    if statuses:
+        df = df[df["status"].isin(statuses)]
+    if methods:
+        df = df[df["method"].isin(methods)]
+    if text:
+        df = df[df["run"].str.contains(text, regex=False)]
+    event = st.dataframe(df, hide_index=True, on_select="rerun", selection_mode="multi-row",
+                         key="runs_table", column_config={
+                             "accuracy %": st.column_config.NumberColumn(format="%.2f")})
+    picked = [df.iloc[i]["run"] for i in event.selection.rows] if event and event.selection else []
+    return picked
+
+
+def actions(store: RunStore, ids: list[str]) -> None:
+    if not ids:
+        return
+    c1, c2, _ = st.columns([1, 1, 4])
+    if c1.button(f"Cancel ({len(ids)})", key="runs_cancel"):
+        for i in ids:
+            try:
+                cancel(store, i)
+            except InputError as exc:
+                st.warning(str(exc))
+    if c2.button(f"Resume ({len(ids)})", key="runs_resume"):
+        for i in ids:
+            try:
+                st_backend = store.get(i).status().get("backend") or "local"
+                resume(store, i, backend_for("ray" if st_backend == "ray" else "local",
+                                             st.session_state.get("runs_ray_address", ""),
+                                             int(st.session_state.get("runs_limit", default_concurrency()))))
+            except InputError as exc:
+                st.warning(str(exc))
+
+
+@st.fragment(run_every=REFRESH_S)
+def live(ids: list[str]) -> None:
+    """Table and curves, re-read from the store every few seconds (only this part reruns)."""
+    store = RunStore()
+    reconcile(store)
+    picked = run_table(store)
+    actions(store, picked)
+    shown = picked or ids or [r["run_id"] for r in store.rows(limit=6)]
+    runs = [store.get(i) for i in shown if (store.runs_dir / i).exists()]
+    if not runs:
+        return
+    if len(picked) == 1:
+        st.query_params["run"] = picked[0]  # a deep link to this run
+    active = sum(r.status().get("status") in ACTIVE for r in runs)
+    st.caption(f"Monitoring {len(runs)} run(s), {active} active; refreshed {time.strftime('%H:%M:%S')} "
+               f"every {REFRESH_S:.0f} s.")
+    left, right = st.columns(2)
+    left.plotly_chart(curves_figure(runs, x="epoch", y="student_accuracy"), key="runs_acc")
+    right.plotly_chart(curves_figure(runs, x="epoch", y="loss"), key="runs_loss")
+    for r in runs:
+        st_ = r.status()
+        if st_.get("status") == "failed" and st_.get("error"):
+            st.error(f"{r.run_id}: {st_['error']}")
+
+
+def render() -> None:
+    st.title("Runs")
+    st.write("Launch distillations in background workers and watch them live. Runs keep going "
+             "when you close the tab; come back any time.")
+    launch_form()
+    deep = st.query_params.get("run")
+    ids = st.session_state.get("runs_selected", []) or ([deep] if deep else [])
+    live(ids)
+
+
+render()

@@ -1,0 +1,127 @@
+"""``python -m kdci_core runs list|show|cancel|resume`` and ``worker`` (what backends start).
+
+``runs`` commands read the run store (``$KDCI_HOME``) and reconcile it first, so a run whose
+worker died shows as failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from .cli import _write_json
+
+
+def _store():
+    from .runstore import RunStore
+    from .workers import reconcile
+
+    store = RunStore()
+    reconcile(store)
+    return store
+
+
+def cmd_worker(args) -> int:
+    from .workers.worker import execute_by_id
+
+    execute_by_id(args.run_id, args.home, resume=args.resume, slots=args.slots or None,
+                  backend=args.backend)
+    return 0
+
+
+def cmd_runs_list(args) -> int:
+    rows = _store().rows(status=args.status, method=args.method, dataset=args.dataset,
+                         sort=args.sort, limit=args.limit)
+    for r in rows:
+        acc = "" if r["student_accuracy"] is None else f"{r['student_accuracy']:.2f}%"
+        epoch = f"{r['last_epoch'] or 0}/{r['epochs']}"
+        when = time.strftime("%m-%d %H:%M", time.localtime(r["created_at"] or 0))
+        print(f"{r['run_id']:<44} {r['status']:<9} {r['method'] or '':<8} "
+              f"kdci={'on ' if r['kdci'] else 'off'} seed {r['seed']!s:<3} {epoch:>7} {acc:>7}  {when}")
+    if not rows:
+        print("no runs")
+    _write_json(args.json, {"runs": rows})
+    return 0
+
+
+def cmd_runs_show(args) -> int:
+    summary = _store().get(args.run_id).summary()
+    last = summary["history"][-1] if summary["history"] else {}
+    print(f"{summary['run_id']}: {summary['status']} ({summary['config'].get('method')}, "
+          f"kdci={'on' if summary['config'].get('kdci') else 'off'}, seed {summary['config'].get('seed')})")
+    if last:
+        print(f"  epoch {last.get('epoch')}  step {last.get('step')}  student {last.get('student_accuracy'):.2f}%")
+    if summary["error"]:
+        print(f"  error: {summary['error']}")
+    _write_json(args.json, summary)
+    return 0
+
+
+def cmd_runs_cancel(args) -> int:
+    from .workers import cancel
+
+    state = cancel(_store(), args.run_id)
+    print(f"{args.run_id}: {state}")
+    _write_json(args.json, {"run_id": args.run_id, "status": state})
+    return 0
+
+
+def cmd_runs_resume(args) -> int:
+    from .workers import get_backend, resume
+
+    store = _store()
+    if args.inline:
+        from .workers.worker import execute
+        from .workers.local import reconcile  # noqa: F401  (reconciled by _store)
+
+        run = store.get(args.run_id)
+        if run.status().get("status") not in ("failed", "cancelled"):
+            from .errors import InputError
+            raise InputError(f"run {args.run_id}: only failed or cancelled runs can be resumed")
+        result = execute(run, home=store.home, resume=True, backend="inline")
+        print(f"{args.run_id}: {run.status().get('status')}"
+              + (f", student {result['student_accuracy']:.2f}%" if result else ""))
+    else:
+        backend = get_backend(args.backend, store, ray_address=args.ray_address)
+        resume(store, args.run_id, backend)
+        print(f"{args.run_id}: resumed in the background ({args.backend})")
+    _write_json(args.json, store.get(args.run_id).summary())
+    return 0
+
+
+def add_backend_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="local", choices=("local", "ray"))
+    p.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+
+
+def add_runs_parsers(sub) -> None:
+    w = sub.add_parser("worker", help="(internal) run one stored run in this process")
+    w.add_argument("run_id")
+    w.add_argument("--home")
+    w.add_argument("--resume", action="store_true")
+    w.add_argument("--slots", type=int, default=0)
+    w.add_argument("--backend", default="local")
+    w.set_defaults(func=cmd_worker)
+
+    runs = sub.add_parser("runs", help="list, show, cancel or resume runs").add_subparsers(
+        dest="runs_command", required=True)
+    ls = runs.add_parser("list", help="runs in the store, newest first")
+    ls.add_argument("--status")
+    ls.add_argument("--method")
+    ls.add_argument("--dataset")
+    ls.add_argument("--sort", default="created_at")
+    ls.add_argument("--limit", type=int)
+    ls.add_argument("--json")
+    ls.set_defaults(func=cmd_runs_list)
+    for name, func, helptext in (("show", cmd_runs_show, "one run: status, config, history, error"),
+                                 ("cancel", cmd_runs_cancel, "stop a queued or running run")):
+        p = runs.add_parser(name, help=helptext)
+        p.add_argument("run_id")
+        p.add_argument("--json")
+        p.set_defaults(func=func)
+    rs = runs.add_parser("resume", help="continue a failed or cancelled run from its checkpoint")
+    rs.add_argument("run_id")
+    rs.add_argument("--inline", action="store_true", help="run it in this process (default: background)")
+    add_backend_arguments(rs)
+    rs.add_argument("--json")
+    rs.set_defaults(func=cmd_runs_resume)

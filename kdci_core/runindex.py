@@ -1,0 +1,85 @@
+"""SQLite index of the run store: one row per run for fast listing, sorting and filtering.
+
+The run folders are the truth; the index is a cache of their summaries, updated by every status
+change and result, and rebuilt from the folders when missing or asked (``rebuild``). SQLite in
+WAL mode lets many worker processes write while the dashboard reads.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+
+COLUMNS = ("run_id", "name", "status", "method", "kdci", "dataset", "student", "seed", "k",
+           "ablation", "created_at", "updated_at", "pid", "host", "backend", "student_accuracy",
+           "teacher_accuracy", "last_epoch", "epochs", "error", "config")
+_SCHEMA = f"""CREATE TABLE IF NOT EXISTS runs ({", ".join(
+    c + (" TEXT PRIMARY KEY" if c == "run_id" else "") for c in COLUMNS)})"""
+SORTABLE = {c for c in COLUMNS if c != "config"}
+
+
+class RunIndex:
+    def __init__(self, path: Path):
+        self.path = path
+        with closing(self._connect()) as db, db:
+            db.execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def upsert(self, row: dict) -> None:
+        row = {c: row.get(c) for c in COLUMNS}
+        row["config"] = json.dumps(row["config"]) if row["config"] is not None else None
+        cols = ", ".join(COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
+        for attempt in range(5):
+            try:
+                with closing(self._connect()) as db, db:
+                    db.execute(f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})",
+                               [row[c] for c in COLUMNS])
+                return
+            except sqlite3.OperationalError:  # locked beyond the timeout: retry a few times
+                time.sleep(0.2 * (attempt + 1))
+
+    def delete(self, run_id: str) -> None:
+        with closing(self._connect()) as db, db:
+            db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+    def query(self, *, status: str | None = None, method: str | None = None,
+              dataset: str | None = None, text: str | None = None, sort: str = "created_at",
+              descending: bool = True, limit: int | None = None) -> list[dict]:
+        where, args = [], []
+        for col, value in (("status", status), ("method", method), ("dataset", dataset)):
+            if value:
+                where.append(f"{col} = ?")
+                args.append(value)
+        if text:
+            where.append("(run_id LIKE ? OR name LIKE ?)")
+            args += [f"%{text}%", f"%{text}%"]
+        if sort not in SORTABLE:
+            sort = "created_at"
+        sql = f"SELECT {', '.join(COLUMNS)} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {sort} {'DESC' if descending else 'ASC'}, run_id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with closing(self._connect()) as db:
+            rows = db.execute(sql, args).fetchall()
+        out = []
+        for r in rows:
+            d = dict(zip(COLUMNS, r))
+            d["config"] = json.loads(d["config"]) if d["config"] else {}
+            d["kdci"] = bool(d["kdci"]) if d["kdci"] is not None else None
+            out.append(d)
+        return out
+
+    def run_ids(self) -> set[str]:
+        with closing(self._connect()) as db:
+            return {r[0] for r in db.execute("SELECT run_id FROM runs")}

@@ -1,0 +1,79 @@
+"""The Ray backend: the same worker entry point, run on a Ray cluster.
+
+Each run becomes a *detached* Ray actor that executes the run in a thread and exits when it
+ends, so runs outlive the process that launched them (the dashboard, ``distill --detach``) just
+as local workers do; plain tasks would be cancelled when their driver disconnects. Ray
+schedules them by CPU (one each; ``num_gpus`` when asked), so no slot files are used. Workers
+write to the same run store, which must therefore be a path every node sees (a shared
+filesystem; on one machine, simply ``$KDCI_HOME``). Cancel goes through the run's cancel flag,
+which the worker checks every step; a dead actor is caught by the heartbeat monitor.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+from ..errors import InputError
+from ..runstore import Run, RunStore
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise InputError("backend ray: the ray package is not installed (pip install ray)") from None
+    return ray
+
+
+class _RunActor:
+    """Executes one run in a thread; ends its own process when the run ends."""
+
+    def __init__(self, run_id: str, home: str, resume: bool):
+        import threading
+
+        def work():
+            from kdci_core.workers.worker import execute_by_id
+            try:
+                execute_by_id(run_id, home, resume=resume, backend="ray")
+            except BaseException:  # noqa: BLE001  (recorded in the run's status by execute)
+                pass
+            finally:
+                os._exit(0)
+
+        threading.Thread(target=work, daemon=True, name=f"kdci-{run_id}").start()
+
+    def ping(self) -> str:
+        return "ok"
+
+
+class RayBackend:
+    name = "ray"
+
+    def __init__(self, store: RunStore, *, address: str | None = None, runtime_env: dict | None = None,
+                 num_gpus: float = 0.0):
+        ray = _ray()
+        self.store, self.num_gpus = store, num_gpus
+        if not ray.is_initialized():
+            env = runtime_env or {"env_vars": {
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+                "KDCI_HOME": str(store.home)}}
+            try:
+                ray.init(address=address or os.environ.get("RAY_ADDRESS"), runtime_env=env,
+                         ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise InputError(f"backend ray: cannot connect to Ray at {address or 'a new local instance'} "
+                                 f"({exc})") from None
+        self.actor_cls = ray.remote(num_cpus=1, num_gpus=num_gpus, max_restarts=0)(_RunActor)
+
+    def submit(self, run: Run, *, resume: bool = False) -> str:
+        name = f"kdci-{run.run_id}-{int(time.time() * 1000)}"
+        self.actor_cls.options(name=name, lifetime="detached").remote(
+            run.run_id, str(self.store.home), resume)
+        run.set_status("queued", pid=None, host=None, backend=self.name, ray_actor=name,
+                       submitted_at=time.time(), submitted_from=socket.gethostname(), error=None)
+        return name
