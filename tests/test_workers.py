@@ -132,9 +132,13 @@ def test_kill_9_marks_failed_within_10s_and_resume_finishes(store):
 def test_cancel_running_and_queued(store):
     backend = LocalBackend(store, max_concurrent=1)
     long = tiny_config(method_params=SLOW, epochs=50, steps_per_epoch=40)
-    first, second = launch([long, long], backend)
-    _wait_metrics(store, first, 1)
-    assert store.get(second).status()["status"] == "queued"  # the one slot is taken
+    a, b = launch([long, long], backend)
+    deadline = time.time() + 120
+    while not (store.get(a).metrics() or store.get(b).metrics()) and time.time() < deadline:
+        time.sleep(0.2)
+    # whichever took the one slot first runs; the other waits, queued
+    first, second = (a, b) if store.get(a).metrics() else (b, a)
+    assert store.get(second).status()["status"] == "queued"
     assert cancel(store, second) in ("cancelling", "cancelled")
     assert cancel(store, first) == "cancelling"
     assert wait_for(store, [first, second], timeout=60) == {first: "cancelled", second: "cancelled"}
