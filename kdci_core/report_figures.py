@@ -77,8 +77,10 @@ def curves_figure(runs: Sequence[Run], x: str = "epoch", smoothing: float = 0.0,
     seeds = sorted({c.get("seed") for c in configs}, key=lambda s: (s is None, s))
     labels = [run_label(r) for r in runs]
     fig = go.Figure()
+    last_x = 0.0
     for run, cfg, label in zip(runs, configs, labels):
         hist = [h for h in run_history(run) if h.get(x_key) is not None]
+        last_x = max([last_x, *(float(h[x_key]) for h in hist)])
         raw = [h.get(y) for h in hist]
         name = label if labels.count(label) == 1 else f"{label} · {run.run_id}"
         fig.add_scatter(
@@ -91,6 +93,8 @@ def curves_figure(runs: Sequence[Run], x: str = "epoch", smoothing: float = 0.0,
     smooth = f", EMA smoothing {float(smoothing):.2f}" if smoothing else ""
     fig.update_layout(**LAYOUT, title=f"{Y_AXES[y]} over {x_title} ({len(runs)} runs{smooth})",
                       xaxis_title=x_title, yaxis_title=Y_AXES[y], legend=dict(orientation="v"))
+    if x == "epoch" and last_x <= 20:
+        fig.update_xaxes(dtick=1)  # whole epochs, not 1.2, 1.4, ...
     return fig
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import warnings
 from contextlib import closing
 from pathlib import Path
 
@@ -44,8 +45,11 @@ class RunIndex:
                     db.execute(f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})",
                                [row[c] for c in COLUMNS])
                 return
-            except sqlite3.OperationalError:  # locked beyond the timeout: retry a few times
+            except sqlite3.OperationalError as exc:  # locked beyond the timeout: retry a few times
+                error = exc
                 time.sleep(0.2 * (attempt + 1))
+        # the folder stays the truth: listings repair the row (reconcile) or rebuild the index
+        warnings.warn(f"run index {self.path}: could not record {row['run_id']} ({error})", stacklevel=2)
 
     def delete(self, run_id: str) -> None:
         with closing(self._connect()) as db, db:

@@ -160,7 +160,9 @@ def test_curves_figure(runs, tmp_path):
     colours = {(r.config()["kdci"], tr.line.color) for r, tr in zip(run_list, fig.data)}
     assert len(colours) == 2 and len({c for _, c in colours}) == 2  # one colour per setting here
     assert {tr.line.dash for tr in fig.data} == {"solid", "dash"}  # one dash per seed
+    assert fig.layout.xaxis.dtick == 1  # whole epochs on the axis
     wall = curves_figure(run_list, x="wall_time", y="loss")
+    assert wall.layout.xaxis.dtick is None
     assert list(wall.data[0].x) == [m["wall_time_s"] for m in run_list[0].metrics()]
     assert list(wall.data[0].y) == pytest.approx([m["loss"] for m in run_list[0].metrics()])
     with pytest.raises(InputError, match="x"):

@@ -54,3 +54,19 @@ def test_cli_run_name_with_path_separator_rejected(builtin, capsys):
     assert main(["distill", "--teacher", "builtin", "--student", "lenet5_half", "--dataset", "digits",
                  "--method", "deepinv", "--kdci", "off", "--name", "../escape", "--quiet"]) == 2
     assert "run id" in capsys.readouterr().err
+
+
+def test_reconcile_repairs_an_index_row_that_lags_its_folder(tmp_path):
+    """A listing read between a worker's status write and its index update (or an index write
+    that gave up on a locked database) must not leave the run table wrong for good."""
+    from kdci_core.runstore import atomic_write_json
+    from kdci_core.workers import reconcile
+
+    store = RunStore(tmp_path)
+    run = store.create({"method": "deepinv", "kdci": True})
+    run.set_status("running", pid=None)
+    state = dict(run.status(), status="finished")
+    atomic_write_json(run.path("status.json"), state)  # the folder moved on, the index did not
+    assert store.rows()[0]["status"] == "running"
+    assert reconcile(store) == []  # nothing died
+    assert store.rows()[0]["status"] == "finished"

@@ -90,6 +90,9 @@ def reconcile(store: RunStore, *, now: float | None = None) -> list[str]:
         run = store.get(row["run_id"])
         st = run.status()
         if st.get("status") not in ACTIVE:
+            # the folder moved on but the index row lags (read between the worker's status
+            # write and its index update, or an index write that gave up on a locked database)
+            run._index(st)
             continue
         pid, beat = st.get("pid"), run.last_heartbeat()
         reason = None
@@ -133,5 +136,6 @@ def wait_for(store: RunStore, run_ids, *, timeout: float = 600, poll: float = 0.
         reconcile(store)
         states = {r: store.get(r).status().get("status") for r in run_ids}
         if all(s not in ACTIVE for s in states.values()) or time.time() > deadline:
+            reconcile(store)  # the index rows now agree with the folders read above
             return states
         time.sleep(poll)
