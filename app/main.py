@@ -1,7 +1,12 @@
 """KDCI Studio dashboard entry point: ``streamlit run app/main.py``.
 
 Sets the page up, renders the controls shared by every page (device) and hands over to
-``st.navigation`` over the page scripts in ``app/pages/``.
+``st.navigation`` over the page scripts in ``pages/`` at the repository root.
+
+The page scripts are deliberately not in ``app/pages/``: Streamlit treats a ``pages/`` folder
+beside the main script as a legacy multipage app until ``st.navigation`` has run once in the
+server process, so the first visitor after a (re)start who came by a deep link (``/runs?run=ID``)
+got the bare page script, without this navigation, layout or sidebar.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import streamlit as st  # noqa: E402
 
 from kdci_core.device import DEVICE_CHOICES  # noqa: E402
 
-PAGES = Path(__file__).resolve().parent / "pages"
+PAGES = ROOT / "pages"
 DEVICE_KEY = "kdci_device"
 
 st.set_page_config(page_title="KDCI Studio", page_icon=":material/science:", layout="wide",

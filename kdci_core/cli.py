@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -130,10 +129,6 @@ def cmd_distill(args) -> int:
         from .workers import get_backend, launch
 
         cfg = config_from_args(args)
-        if args.backend == "ray" and not (args.ray_address or os.environ.get("RAY_ADDRESS")):
-            raise InputError("--detach --backend ray: give --ray-address (or RAY_ADDRESS) of a running "
-                             "cluster (`ray start --head`); a Ray instance started by this command "
-                             "would end when it returns, and its runs with it")
         backend = get_backend(args.backend, ray_address=args.ray_address,
                               max_concurrent=args.max_concurrent)
         run_id = launch([cfg], backend, names=[args.name])[0]

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 MAIN = str(ROOT / "app" / "main.py")
-PAGE = "pages/compare.py"
+PAGE = "../pages/compare.py"
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ def _metric(at, label):
 
 @pytest.fixture(scope="module")
 def substitution_page(builtin):
-    at = _page("pages/substitution.py")
+    at = _page("../pages/substitution.py")
     assert [t.value for t in at.title] == ["Substitution data"]
     at.number_input(key="sub_rounds").set_value(2)
     at.button(key="sub_go").click().run()
@@ -64,7 +64,7 @@ def test_substitution_page_sampling_method(substitution_page):
 
 
 def test_dictionary_page_uses_existing_data_and_recommends_k(substitution_page):
-    at = _page("pages/dictionary.py")  # same server-wide store as the page above
+    at = _page("../pages/dictionary.py")  # same server-wide store as the page above
     assert [t.value for t in at.title] == ["Confounder dictionary"]
     assert not at.error, at.error
     assert len(at.get("plotly_chart")) == 3  # projection, P(z), K curve
@@ -77,7 +77,7 @@ def test_dictionary_page_uses_existing_data_and_recommends_k(substitution_page):
 
 
 def test_dictionary_page_makes_data_on_request(substitution_page):
-    at = _page("pages/dictionary.py")
+    at = _page("../pages/dictionary.py")
     at.selectbox(key="dict_method").set_value("fast").run()
     assert at.button(key="dict_make").label.startswith("Make fast")
     at.button(key="dict_make").click().run()

@@ -20,7 +20,7 @@ MAIN = str(ROOT / "app" / "main.py")
 def _runs_page() -> AppTest:
     at = AppTest.from_file(MAIN, default_timeout=120)
     at.run()
-    at.switch_page("pages/runs.py")
+    at.switch_page("../pages/runs.py")
     at.run()
     assert not at.exception, at.exception
     return at

@@ -27,8 +27,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(builtin, kdci_home):
+def _serve(kdci_home):
+    """A `streamlit run app/main.py` server process of its own; yields its URL."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
@@ -52,6 +52,28 @@ def server(builtin, kdci_home):
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(builtin, kdci_home):
+    yield from _serve(kdci_home)
+
+
+def test_deep_link_on_a_fresh_server(builtin, kdci_home, browser):
+    """The first visitor after a server (re)start arrives by a bookmarked deep link: they get
+    the app's navigation, layout and sidebar, not a bare page script (Streamlit's legacy
+    multipage mode for a `pages/` folder beside the main script)."""
+    for url in _serve(kdci_home):
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{url}/runs?run=no-such-run")
+        page.get_by_role("heading", name="Runs").wait_for(timeout=120_000)
+        nav = page.locator("[data-testid='stSidebarNav']")
+        for title in ("Teacher", "Substitution data", "Confounder dictionary", "Compare runs"):
+            nav.get_by_text(title, exact=True).wait_for(timeout=30_000)
+        assert nav.get_by_text("main", exact=True).count() == 0
+        page.get_by_text("KDCI Studio").first.wait_for(timeout=30_000)  # main.py's sidebar ran
+        assert page.locator("[data-testid='stException']").count() == 0
+        page.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -51,6 +53,26 @@ class _RunActor:
         return "ok"
 
 
+def start_local_head() -> None:
+    """Start a Ray head on this machine as its own detached processes (``ray start --head``).
+
+    Not ``ray.init()`` of an embedded instance: its processes are killed when the *thread* that
+    started them ends (Linux parent-death signal), and a Streamlit page runs in a short-lived
+    thread (seen: the GCS gone 2 s after the Runs page launched, the runs queued for ever). A
+    head of its own also outlives the dashboard or command, as detached runs must; ``ray stop``
+    ends it."""
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--disable-usage-stats",
+           "--include-dashboard=false"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, start_new_session=True,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise InputError("backend ray: `ray start --head` did not finish in 300 s") from None
+    if proc.returncode != 0:
+        raise InputError(f"backend ray: `ray start --head` failed ({proc.returncode}): "
+                         f"{(proc.stderr or proc.stdout).strip()[-600:]}")
+
+
 class RayBackend:
     name = "ray"
 
@@ -62,11 +84,18 @@ class RayBackend:
             env = runtime_env or {"env_vars": {
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
                 "KDCI_HOME": str(store.home)}}
+            given = address or os.environ.get("RAY_ADDRESS")
+            options = dict(runtime_env=env, ignore_reinit_error=True, log_to_driver=False)
             try:
-                ray.init(address=address or os.environ.get("RAY_ADDRESS"), runtime_env=env,
-                         ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+                try:
+                    ray.init(address=given or "auto", **options)  # "auto": a head on this machine
+                except ConnectionError:
+                    if given:
+                        raise
+                    start_local_head()
+                    ray.init(address="auto", **options)
             except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise InputError(f"backend ray: cannot connect to Ray at {address or 'a new local instance'} "
+                raise InputError(f"backend ray: cannot connect to Ray at {given or 'a head on this machine'} "
                                  f"({exc})") from None
         self.actor_cls = ray.remote(num_cpus=1, num_gpus=num_gpus, max_restarts=0)(_RunActor)
 
