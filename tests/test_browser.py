@@ -1,6 +1,7 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright against a real
 `streamlit run` server. Screenshots go to test-artifacts/ (CI keeps them as artefacts)."""
 
+import contextlib
 import os
 import pickle
 import shutil
@@ -27,8 +28,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
 def _serve(kdci_home):
-    """A `streamlit run app/main.py` server process of its own; yields its URL."""
+    """A `streamlit run app/main.py` server process of its own; yields its URL and always stops
+    it, also when the test fails inside."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
@@ -46,24 +49,27 @@ def _serve(kdci_home):
     else:
         proc.kill()
         pytest.fail("streamlit server did not become healthy in 90 s:\n" + proc.stdout.read().decode()[-2000:])
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.fixture(scope="module")
 def server(builtin, kdci_home):
-    yield from _serve(kdci_home)
+    with _serve(kdci_home) as url:
+        yield url
 
 
 def test_deep_link_on_a_fresh_server(builtin, kdci_home, browser):
     """The first visitor after a server (re)start arrives by a bookmarked deep link: they get
     the app's navigation, layout and sidebar, not a bare page script (Streamlit's legacy
     multipage mode for a `pages/` folder beside the main script)."""
-    for url in _serve(kdci_home):
+    with _serve(kdci_home) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(f"{url}/runs?run=no-such-run")
         page.get_by_role("heading", name="Runs").wait_for(timeout=120_000)
