@@ -91,7 +91,8 @@ def cmd_runs_resume(args) -> int:
 
 def add_backend_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="local", choices=("local", "ray"))
-    p.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else the Ray "
+                                         "head on this machine, started with `ray start --head` if none runs)")
 
 
 def add_runs_parsers(sub) -> None:

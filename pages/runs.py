@@ -58,7 +58,7 @@ def launch_form() -> None:
         backend = c1.radio("Backend", ["local", "ray"], horizontal=True, key="runs_backend",
                            help="local: one process per run on this machine; ray: a Ray cluster")
         address = c2.text_input("Ray address", key="runs_ray_address", disabled=backend != "ray",
-                                placeholder="empty: $RAY_ADDRESS or a local Ray")
+                                placeholder="empty: $RAY_ADDRESS, else a Ray head on this machine")
         limit = int(c3.number_input("Runs at once (local)", 1, 64, default_concurrency(), key="runs_limit"))
         settings = [s for s, keep in ((True, on), (False, off)) if keep]
         n = len(methods) * len(settings) * seeds
