@@ -73,10 +73,11 @@ class Run:
         if status == "running":
             state.setdefault("started_at", time.time())
         atomic_write_json(self.root / "status.json", state)
-        self._index(state)
+        self.sync_index(state)
         return state
 
-    def _index(self, state: dict | None = None) -> None:
+    def sync_index(self, state: dict | None = None) -> None:
+        """Write this run's row of the index from its folder (or from ``state`` just written)."""
         if self.index is not None:
             self.index.upsert(self.index_row(state))
 
@@ -129,11 +130,11 @@ class Run:
         with open(self.root / "metrics.jsonl", "a") as f:
             f.write(line + "\n")
             f.flush()
-        self._index()  # the run table shows the newest epoch and accuracy
+        self.sync_index()  # the run table shows the newest epoch and accuracy
 
     def write_result(self, result: dict) -> None:
         atomic_write_json(self.root / "result.json", result)
-        self._index()
+        self.sync_index()
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -203,7 +204,7 @@ class RunStore:
         for p in self._folders():
             run = Run(p, self.index)
             try:
-                run._index()
+                run.sync_index()
                 known.add(run.run_id)
             except InputError:
                 continue  # a corrupt run folder is listed by nothing, reported by `runs show`

@@ -92,7 +92,7 @@ def reconcile(store: RunStore, *, now: float | None = None) -> list[str]:
         if st.get("status") not in ACTIVE:
             # the folder moved on but the index row lags (read between the worker's status
             # write and its index update, or an index write that gave up on a locked database)
-            run._index(st)
+            run.sync_index(st)
             continue
         pid, beat = st.get("pid"), run.last_heartbeat()
         reason = None
