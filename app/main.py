@@ -11,19 +11,14 @@ got the bare page script, without this navigation, layout or sidebar.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # make kdci_core and app.* importable from any working directory
-    sys.path.insert(0, str(ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
+from app.shared import DEVICE_KEY
+from kdci_core.common.device import DEVICE_CHOICES
 
-from kdci_core.device import DEVICE_CHOICES  # noqa: E402
-
-PAGES = ROOT / "pages"
-DEVICE_KEY = "kdci_device"
+PAGES = Path(__file__).resolve().parents[1] / "pages"
 
 st.set_page_config(page_title="KDCI Studio", page_icon=":material/science:", layout="wide",
                    initial_sidebar_state="expanded")

@@ -1,5 +1,6 @@
-"""What several pages share: the chosen device and teacher, progress bars, and the server-wide
-store of diagnoses (so a browser refresh or another tab finds the substitution data again).
+"""What several pages share, in one place: the session state (the chosen device and teacher),
+progress bars, and the server-wide store of diagnoses (so a browser refresh or another tab
+finds the substitution data again).
 
 Presentation glue only; every computation is a ``kdci_core`` call.
 """
@@ -9,9 +10,9 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from kdci_core.config import DistillConfig
-from kdci_core.device import resolve_device
-from kdci_core.errors import InputError
+from kdci_core.common.device import resolve_device
+from kdci_core.common.errors import InputError
+from kdci_core.distill import DistillConfig
 
 DEVICE_KEY = "kdci_device"
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import finish, parser, print_table, run_grid, summarise  # noqa: E402
+from common import finish, parser, print_table, run_grid, summarise
 
 TABLE = {"kdci off": ["--kdci", "off"], "original": ["--kdci", "on"],
          "random lambda": ["--kdci", "on", "--ablation", "random-lambda"],

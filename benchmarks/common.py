@@ -24,8 +24,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 OUT = REPO / "benchmarks" / "out"
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # run as `python benchmarks/x.py` from anywhere
 
 
 def run_cli(args: list[str]) -> dict:
@@ -117,7 +115,7 @@ def teacher_args(args) -> list[str]:
         return ["--teacher", "builtin"]
     if args.teacher:
         return ["--teacher", args.teacher, "--teacher-arch", args.teacher_arch]
-    from kdci_core.device import resolve_device
+    from kdci_core.common.device import resolve_device
     from kdci_core.teachers import train_teacher
 
     out = OUT / f"teacher-{args.dataset}-{args.teacher_arch}-e{args.teacher_epochs}.safetensors"

@@ -1,6 +1,6 @@
 """Training-step time of small models with 1 vs more intra-op CPU threads.
 
-Why: the engine's CPU thread policy (kdci_core.device.configure_cpu_threads) uses one thread on
+Why: the engine's CPU thread policy (kdci_core.common.device.configure_cpu_threads) uses one thread on
 a 2-core machine. This measures one forward+backward per architecture and input size, and
 reports the 1-minute load average so idle and busy machines can be told apart.
 
@@ -17,8 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, machine, write_json  # noqa: E402
+from common import REPO, machine, write_json
 
 CASES = [("lenet5", 8, 64), ("lenet5", 28, 128), ("lenet5_half", 28, 128), ("wrn_16_2", 8, 128),
          ("resnet18", 28, 64)]

@@ -15,10 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, SHARED, machine, teacher_args, write_json  # noqa: E402
+from common import OUT, SHARED, machine, teacher_args, write_json
 
-from kdci_core.methods import METHODS  # noqa: E402
+from kdci_core.methods import METHODS
 
 
 def diagnose(args, method: str) -> dict:

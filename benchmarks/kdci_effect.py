@@ -6,12 +6,9 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import finish, parser, print_table, run_grid, summarise  # noqa: E402
+from common import finish, parser, print_table, run_grid, summarise
 
 VARIANTS = {"off": ["--kdci", "off"], "on": ["--kdci", "on"]}
 

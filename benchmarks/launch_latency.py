@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, machine, write_json  # noqa: E402
+from common import OUT, machine, write_json
 
-from kdci_core.config import DistillConfig  # noqa: E402
-from kdci_core.runstore import RunStore  # noqa: E402
-from kdci_core.workers import get_backend, launch, wait_for  # noqa: E402
+from kdci_core.distill import DistillConfig
+from kdci_core.runs import RunStore
+from kdci_core.runs import get_backend, launch, wait_for
 
 
 def one(store: RunStore, backend, cfg: DistillConfig) -> dict:

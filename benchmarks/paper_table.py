@@ -7,11 +7,8 @@ each configuration's wall time and peak memory and the KDCI on/off time and memo
         --student resnet18 --device cuda                                # on a GPU
 """
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kdci_effect import main  # noqa: E402
+from kdci_effect import main
 
 if __name__ == "__main__":
     main("paper_table", methods=("dafl", "deepinv", "fast", "cmi", "dfnd", "mosaickd"))

@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, machine, write_json
 
 #: A fresh interpreter: time `import umap`, a first fit (compiles) and a second fit (compiled).

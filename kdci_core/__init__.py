@@ -1,7 +1,8 @@
 """KDCI Studio engine: data-free knowledge distillation with causal intervention (KDCI).
 
-Importable without Streamlit. Sub-modules: ``models``, ``data``, ``teachers``, ``kdci``,
-``methods``, ``distill``, ``runstore``, ``cli``.
+Importable without Streamlit. Packages, from the bottom layer up (docs/ARCHITECTURE.md):
+``common``; ``data``, ``kdci``; ``models``; ``teachers``, ``methods``; ``distill`` (the loop);
+``figures``; ``runs``, ``diagnostics``; ``reports``; ``cli``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,26 +1,8 @@
-"""One exception type for every rejection of user input.
+"""The public home of :class:`InputError` (``kdci_core.errors.InputError``, ACCEPTANCE section 1).
 
-The command line turns it into exit status 2 with the message on stderr; the dashboard shows
-it with ``st.error``. The message names the file or field, what was expected and what was found.
+It is defined in :mod:`kdci_core.common.errors`; this module keeps the documented import path.
 """
 
+from .common.errors import InputError, check_range
 
-class InputError(ValueError):
-    """Rejected user input (file, field, argument). Never carries a traceback to the user."""
-
-
-def check_range(name: str, value, *, low=None, high=None, integer: bool = False):
-    """Return ``value`` if it lies in [low, high], else raise an InputError naming the field."""
-    if integer and (isinstance(value, bool) or not float(value).is_integer()):
-        raise InputError(f"{name}: expected an integer, found {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name}: expected a number, found {value!r}") from None
-    if v != v or v in (float("inf"), float("-inf")):
-        raise InputError(f"{name}: expected a finite number, found {value!r}")
-    if (low is not None and v < low) or (high is not None and v > high):
-        bounds = f"between {low} and {high}" if low is not None and high is not None else (
-            f">= {low}" if low is not None else f"<= {high}")
-        raise InputError(f"{name}: expected a value {bounds}, found {value!r}")
-    return int(v) if integer else value
+__all__ = ["InputError", "check_range"]

@@ -5,27 +5,22 @@ x by epoch, step or wall time), the final accuracy per method and setting (mean 
 seeds), the KDCI gain paired by seed with its t-test, two students' features in 2-D, per-class
 deltas and the test images KDCI fixed or broke; download the report as HTML, JSON or Markdown.
 
-Presentation only: every number and figure is a ``kdci_core.reports`` / ``report_figures`` call.
+Presentation only: every number and figure is a ``kdci_core.reports`` / ``kdci_core.figures`` call.
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from app.shared import device  # noqa: E402
-from kdci_core.errors import InputError  # noqa: E402
-from kdci_core.report_figures import (accuracy_table, curves_figure, gain_figure, gain_table,  # noqa: E402
-                                      pairs_table, student_comparison)
-from kdci_core.reports import compare_runs, export_report  # noqa: E402
-from kdci_core.runstore import RunStore  # noqa: E402
+from app.shared import device
+from kdci_core.common.errors import InputError
+from kdci_core.figures.runs import curves_figure, gain_figure
+from kdci_core.reports import (accuracy_table, compare_runs, export_report, gain_table, pairs_table,
+                               student_comparison)
+from kdci_core.runs import RunStore
 
 PROJECTIONS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
 X_AXES = {"epoch": "epoch", "step": "step", "wall_time": "wall time"}
@@ -113,8 +108,8 @@ def show_curves(store: RunStore, comp) -> None:
     x = c2.radio("x axis", list(X_AXES), format_func=X_AXES.get, horizontal=True, key="cmp_x")
     smoothing = c3.slider("Smoothing (EMA)", 0.0, 0.99, 0.0, 0.01, key="cmp_smooth",
                           help="Exponential moving average, debiased, as in TensorBoard and W&B")
-    runs = [store.get(r.run_id) for r in comp.runs]
-    st.plotly_chart(curves_figure(runs, x=x, smoothing=smoothing, y=y))
+    series = [store.get(r.run_id).series() for r in comp.runs]
+    st.plotly_chart(curves_figure(series, x=x, smoothing=smoothing, y=y))
     st.caption("Blues: KDCI on; oranges: KDCI off; one dash style per seed.")
 
 

@@ -8,24 +8,17 @@ Presentation only: clustering, projections and the K curve are ``kdci_core`` cal
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from app.shared import ProgressBar, device, diagnoses_for, teacher_caption, teacher_config  # noqa: E402
-from kdci_core.diagnostics.diagnose import diagnose, dictionary_for  # noqa: E402
-from kdci_core.diagnostics.figures import dictionary_figure, k_curve_figure, pz_figure  # noqa: E402
-from kdci_core.diagnostics.kcurve import default_k_grid, k_curve  # noqa: E402
-from kdci_core.diagnostics.projections import project  # noqa: E402
-from kdci_core.errors import InputError  # noqa: E402
-from kdci_core.kdci import DEFAULT_K  # noqa: E402
-from kdci_core.methods import METHODS  # noqa: E402
+from app.shared import ProgressBar, device, diagnoses_for, teacher_caption, teacher_config
+from kdci_core.common.errors import InputError
+from kdci_core.diagnostics.diagnose import diagnose, dictionary_for
+from kdci_core.diagnostics.kcurve import default_k_grid, k_curve
+from kdci_core.diagnostics.projections import project
+from kdci_core.figures.diagnostics import dictionary_figure, k_curve_figure, pz_figure
+from kdci_core.methods import METHODS
 
 PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
@@ -107,7 +100,7 @@ def render() -> None:
     except InputError as exc:
         st.error(str(exc))
         return
-    st.plotly_chart(k_curve_figure(curve, {m: k for m, k in DEFAULT_K.items() if m == method}))
+    st.plotly_chart(k_curve_figure(curve, {method: METHODS.get(method).default_k}))
     st.markdown(f"**Recommended K = {curve.recommended_k}** ({curve.rule}) — {method}'s default "
                 f"in the paper: {METHODS.get(method).default_k}.")
 

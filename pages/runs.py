@@ -3,34 +3,26 @@ background workers, a run table with status from heartbeats (sort, filter), canc
 and a live monitor of accuracy and loss that refreshes itself without blocking the page.
 
 Runs live in the run store and their own processes: closing the tab, refreshing the browser or
-restarting the server loses nothing. Presentation only: ``kdci_core.workers`` does the work.
+restarting the server loses nothing. Presentation only: ``kdci_core.runs`` does the work.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+import pandas as pd
+import streamlit as st
 
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from app.shared import teacher_caption, teacher_config  # noqa: E402
-from kdci_core.errors import InputError  # noqa: E402
-from kdci_core.methods import METHODS  # noqa: E402
-from kdci_core.models import model_names  # noqa: E402
-from kdci_core.report_figures import curves_figure  # noqa: E402
-from kdci_core.runstore import STATUSES, RunStore  # noqa: E402
-from kdci_core.workers import cancel, get_backend, launch_grid, reconcile, resume  # noqa: E402
-from kdci_core.workers.local import default_concurrency  # noqa: E402
+from app.shared import teacher_caption, teacher_config
+from kdci_core.common.errors import InputError
+from kdci_core.figures.runs import curves_figure
+from kdci_core.methods import METHODS
+from kdci_core.models import model_names
+from kdci_core.runs import (ACTIVE, BACKENDS, STATUSES, RunStore, cancel, default_concurrency,
+                            get_backend, launch_grid, reconcile, resume)
 
 REFRESH_S = 2.0
-ACTIVE = ("queued", "running")
 
 
 @st.cache_resource
@@ -55,7 +47,7 @@ def launch_form() -> None:
         students = model_names()
         student = c4.selectbox("Student", students, index=students.index("lenet5_half"), key="runs_student")
         c1, c2, c3 = st.columns(3)
-        backend = c1.radio("Backend", ["local", "ray"], horizontal=True, key="runs_backend",
+        backend = c1.radio("Backend", list(BACKENDS), horizontal=True, key="runs_backend",
                            help="local: one process per run on this machine; ray: a Ray cluster")
         address = c2.text_input("Ray address", key="runs_ray_address", disabled=backend != "ray",
                                 placeholder="empty: $RAY_ADDRESS, else a Ray head on this machine")
@@ -119,13 +111,10 @@ def actions(store: RunStore, ids: list[str]) -> None:
                 cancel(store, i)
             except InputError as exc:
                 st.warning(str(exc))
-    if c2.button(f"Resume ({len(ids)})", key="runs_resume"):
+    if c2.button(f"Resume ({len(ids)})", key="runs_resume", help="each on the backend it ran on"):
         for i in ids:
             try:
-                st_backend = store.get(i).status().get("backend") or "local"
-                resume(store, i, backend_for("ray" if st_backend == "ray" else "local",
-                                             st.session_state.get("runs_ray_address", ""),
-                                             int(st.session_state.get("runs_limit", default_concurrency()))))
+                resume(store, i, max_concurrent=int(st.session_state.get("runs_limit", default_concurrency())))
             except InputError as exc:
                 st.warning(str(exc))
 
@@ -147,8 +136,9 @@ def live(ids: list[str]) -> None:
     st.caption(f"Monitoring {len(runs)} run(s), {active} active; refreshed {time.strftime('%H:%M:%S')} "
                f"every {REFRESH_S:.0f} s.")
     left, right = st.columns(2)
-    left.plotly_chart(curves_figure(runs, x="epoch", y="student_accuracy"), key="runs_acc")
-    right.plotly_chart(curves_figure(runs, x="epoch", y="loss"), key="runs_loss")
+    series = [r.series() for r in runs]
+    left.plotly_chart(curves_figure(series, x="epoch", y="student_accuracy"), key="runs_acc")
+    right.plotly_chart(curves_figure(series, x="epoch", y="loss"), key="runs_loss")
     for r in runs:
         st_ = r.status()
         if st_.get("status") == "failed" and st_.get("error"):

@@ -7,22 +7,17 @@ Presentation only: ``kdci_core.diagnostics`` makes and measures; the figures are
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from app.shared import ProgressBar, device, diagnoses_for, teacher_caption, teacher_config  # noqa: E402
-from kdci_core.diagnostics.diagnose import Diagnosis, diagnose  # noqa: E402
-from kdci_core.diagnostics.figures import fid_figure, image_grid, proportions_figure, rounds_figure  # noqa: E402
-from kdci_core.diagnostics.substitution import DEFAULT_ROUNDS  # noqa: E402
-from kdci_core.errors import InputError  # noqa: E402
-from kdci_core.methods import METHODS  # noqa: E402
+from app.shared import ProgressBar, device, diagnoses_for, teacher_caption, teacher_config
+from kdci_core.common.errors import InputError
+from kdci_core.diagnostics.diagnose import Diagnosis, diagnose
+from kdci_core.diagnostics.substitution import DEFAULT_ROUNDS
+from kdci_core.figures.diagnostics import fid_figure, proportions_figure, rounds_figure
+from kdci_core.figures.images import image_grid
+from kdci_core.methods import METHODS
 
 FID_CHOICES = {"auto": "Auto (Inception if its weights are present, else the teacher)",
                "teacher": "Teacher penultimate features", "inception": "InceptionV3 (pytorch-fid)",
@@ -94,7 +89,9 @@ def show(diag: Diagnosis) -> None:
                                title=f"{data.method}: first {min(128, len(data.images))} of "
                                      f"{len(data.images)} images (captions: teacher pseudo-label)"))
     left, right = st.columns(2)
-    left.plotly_chart(proportions_figure(bal.substitution, bal.original, info.class_names))
+    left.plotly_chart(proportions_figure(bal.substitution, bal.original, info.class_names,
+                                         substitution_imbalance=bal.substitution_imbalance,
+                                         original_imbalance=bal.original_imbalance))
     if bal.by_round:
         right.plotly_chart(rounds_figure(bal.by_round, info.class_names))
     else:

@@ -1,32 +1,26 @@
 """Teacher page: use the built-in digits teacher or validate an uploaded checkpoint, then show
 its parameters, test accuracy, per-class accuracy and confusion matrix (ACCEPTANCE 4.1).
 
-Presentation only: loading, validation and scoring are ``kdci_core`` calls (via
-``app.teacher_report``); expensive results are cached with ``st.cache_resource``.
+Presentation only: loading, validation and scoring are ``kdci_core.teachers`` calls (the
+``TeacherReport`` that ``kdci teacher inspect`` prints); expensive results are cached with
+``st.cache_resource``.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+import streamlit as st
+import torch
 
-import streamlit as st  # noqa: E402
-import torch  # noqa: E402
-
-from app.teacher_report import (UPLOAD_TYPES, TeacherReport, builtin_report,  # noqa: E402
-                                check_upload_size, confusion_figure, file_digest,
-                                inspect_checkpoint, per_class_figure, save_upload)
-from kdci_core.checkpoints import MAX_CHECKPOINT_BYTES  # noqa: E402
-from kdci_core.data import dataset_names, load_dataset  # noqa: E402
-from kdci_core.device import resolve_device  # noqa: E402
-from kdci_core.errors import InputError  # noqa: E402
-from kdci_core.models import model_names  # noqa: E402
-from kdci_core.teachers import (BUILTIN_ARCH, BUILTIN_DATASET, builtin_teacher,  # noqa: E402
-                                builtin_teacher_path)
+from app.shared import ProgressBar, device
+from kdci_core.common.errors import InputError
+from kdci_core.data import dataset_names, load_dataset
+from kdci_core.figures.teacher import confusion_figure, per_class_figure
+from kdci_core.models import MAX_CHECKPOINT_BYTES, model_names
+from kdci_core.teachers import (BUILTIN_ARCH, BUILTIN_DATASET, UPLOAD_TYPES, TeacherReport,
+                                builtin_report, builtin_teacher, builtin_teacher_path,
+                                check_upload_size, file_digest, inspect_checkpoint, save_upload)
 
 BUILTIN, UPLOAD = "Built-in digits teacher", "Upload a checkpoint"
 
@@ -51,27 +45,10 @@ def cached_upload(path: str, digest: str, arch: str, num_classes: int, dataset: 
                               data=cached_dataset(dataset, root))
 
 
-def _device() -> torch.device:
-    choice = st.session_state.get("kdci_device", "auto")
-    try:
-        return resolve_device(choice)
-    except InputError as exc:
-        st.error(str(exc))
-        st.stop()
-
-
 def _train_builtin_with_progress() -> None:
     """First use: train the built-in teacher with a live progress bar (later uses load it)."""
-    bar = st.progress(0.0, text="Training the built-in teacher on digits (first use only)…")
-    shown = {"pct": -1}
-
-    def progress(done: int, total: int, desc: str) -> None:
-        pct = int(100 * done / max(total, 1))
-        if pct != shown["pct"]:  # at most ~100 UI updates, however many steps
-            shown["pct"] = pct
-            bar.progress(min(pct, 100) / 100, text=f"{desc}: step {done}/{total}")
-
-    builtin_teacher(device=torch.device("cpu"), progress=progress)
+    bar = ProgressBar("Training the built-in teacher on digits (first use only)…")
+    builtin_teacher(device=torch.device("cpu"), progress=bar)
     bar.empty()
 
 
@@ -153,10 +130,10 @@ def render() -> None:
     st.title("Teacher")
     st.write("The classifier whose knowledge is distilled. Use the built-in digits teacher or "
              "upload your own; it is validated, then scored on the dataset's test split.")
-    device = _device()
+    dev = device()
     choice = st.radio("Teacher", [BUILTIN, UPLOAD], horizontal=True, key="teacher_choice",
                       label_visibility="collapsed")
-    report = show_builtin(device) if choice == BUILTIN else show_upload(device)
+    report = show_builtin(dev) if choice == BUILTIN else show_upload(dev)
     if report is not None:
         show_report(report)
 

@@ -7,12 +7,11 @@ space. See docs/DATA.md for the layouts each reader expects.
 
 from __future__ import annotations
 
+# Importing the readers registers them in DATASETS.
+from . import cifar, digits, folder, idx  # noqa: F401  (registration)
 from .common import DATASETS
 from .types import DatasetInfo, ImageSet, LabeledDataset
-
-# Importing the readers registers them in DATASETS.
-from . import cifar, digits, folder, idx  # noqa: E402,F401  (registration side effect)
-from .wild import load_wild_pool  # noqa: E402
+from .wild import load_wild_pool
 
 __all__ = ["DATASETS", "DatasetInfo", "ImageSet", "LabeledDataset", "dataset_names",
            "load_dataset", "load_wild_pool"]

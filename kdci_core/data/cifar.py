@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..common.errors import InputError
 from .common import DATASETS, as_path, finish
 from .transforms import chw_uint8_to_float
 from .types import LabeledDataset

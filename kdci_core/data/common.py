@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import InputError, check_range
-from ..registry import Registry
+from ..common.errors import InputError, check_range
+from ..common.registry import Registry
 from .transforms import channel_stats, convert
 from .types import DatasetInfo, ImageSet, LabeledDataset
 

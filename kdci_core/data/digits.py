@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from .common import DATASETS, finish
 from .types import LabeledDataset
 
@@ -18,7 +19,9 @@ def load(root=None, *, image_size=None, in_channels=None) -> LabeledDataset:
 
     ``root`` is ignored (the data is bundled). Mean/std are computed on the train split.
     """
-    from sklearn.datasets import load_digits  # lazy: scikit-learn takes a second to import
+    from sklearn.datasets import (
+        load_digits,  # lazy: scikit-learn takes a second to import
+    )
     from sklearn.model_selection import train_test_split
 
     bunch = load_digits()

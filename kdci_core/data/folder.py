@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from ..errors import InputError
+
+from ..common.errors import InputError
 from .common import DATASETS, as_path, check_overrides, finish
 from .images import EXTENSIONS, decode_many, warn_skipped
 from .transforms import stratified_split, uint8_to_float
@@ -28,7 +29,9 @@ def _fail(message: str):
 
 def _classes(folder: Path) -> list[str]:
     """Class names = the non-hidden sub-folders, sorted (ImageFolder's own order)."""
-    from torchvision.datasets.folder import find_classes  # lazy: torchvision imports slowly
+    from torchvision.datasets.folder import (
+        find_classes,  # lazy: torchvision imports slowly
+    )
 
     try:
         names, _ = find_classes(str(folder))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..common.errors import InputError
 from .common import DATASETS, finish
 from .transforms import uint8_to_float
 from .types import LabeledDataset

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import InputError
+from ..common.errors import InputError
 
 # ITU-R 601-2 luma, the weights PIL uses for mode "L", so grey images agree with PIL's.
 LUMA = (0.299, 0.587, 0.114)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import InputError, check_range
+from ..common.errors import InputError, check_range
 from .common import DATASETS, normalize_
 from .images import EXTENSIONS, decode_many, list_images, warn_skipped
 from .transforms import convert, to_channels, uint8_to_float

@@ -6,7 +6,21 @@
 - ``proportions``: class shares under teacher pseudo-labels and imbalance figures;
 - ``kcurve``: inertia/silhouette over K with a recommended K (the kneedle elbow);
 - ``projections``: PCA / t-SNE / UMAP to 2-D, cached by their inputs;
-- ``students``: finished students' features, per-class scores and corrected instances;
-- ``diagnose``: all of it for one method (the ``diagnose`` command and the pages);
-- ``figures`` / ``student_figures``: the plotly builders the pages and reports share.
+- ``diagnose``: all of it for one method (the ``diagnose`` command and the pages).
+Figures of these results are drawn by :mod:`kdci_core.figures.diagnostics`; finished students
+are compared in :mod:`kdci_core.reports`.
 """
+
+from .diagnose import ClassBalance, Diagnosis, diagnose, dictionary_for, reference_subset
+from .fid import FIDResult, compute_fid, frechet_distance
+from .kcurve import KCurve, default_k_grid, k_curve, recommend_k
+from .projections import Projection, project
+from .proportions import Imbalance, class_proportions, imbalance, proportions_by_round
+from .substitution import (DEFAULT_ROUNDS, Reference, SubstitutionCollector, SubstitutionData,
+                           collect_substitution_data)
+
+__all__ = ["ClassBalance", "DEFAULT_ROUNDS", "Diagnosis", "FIDResult", "Imbalance", "KCurve",
+           "Projection", "Reference", "SubstitutionCollector", "SubstitutionData", "class_proportions",
+           "collect_substitution_data", "compute_fid", "default_k_grid", "diagnose", "dictionary_for",
+           "frechet_distance", "imbalance", "k_curve", "project", "proportions_by_round",
+           "recommend_k", "reference_subset"]

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..config import DistillConfig
-from ..errors import check_range
+from ..common.errors import check_range
+from ..common.progress import Progress, report
+from ..distill import DistillConfig
 from ..kdci import ConfounderDictionary, build_confounder_dictionary
 from ..methods import METHODS
-from ..progress import Progress, report
 from .fid import FIDResult, compute_fid
 from .kcurve import KCurve, k_curve
 from .proportions import Imbalance, class_proportions, imbalance, proportions_by_round

@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.linalg import LinAlgWarning
 import torch
+from scipy.linalg import LinAlgWarning
 from torch import nn
 
+from ..common.errors import InputError
+from ..common.progress import Progress, report
 from ..data.types import DatasetInfo
-from ..errors import InputError
-from ..progress import Progress, report
 
 INCEPTION_DIM = 2048
 _PATCH_LOCK = threading.Lock()  # the no-download build swaps a module global for a moment

@@ -15,9 +15,10 @@ from itertools import pairwise
 
 import numpy as np
 
-from kdci_core.errors import InputError
-from kdci_core.kdci.dictionary import _single_thread, reduce_for_clustering
-from kdci_core.progress import Progress, report
+from kdci_core.common.device import single_thread_blas
+from kdci_core.common.errors import InputError
+from kdci_core.common.progress import Progress, report
+from kdci_core.kdci.dictionary import reduce_for_clustering
 
 #: How :func:`recommend_k` chooses, in one sentence (shown next to the curve).
 RULE = ("Elbow by the kneedle rule: with log2(K) and the inertia each scaled to [0, 1], the "
@@ -138,7 +139,7 @@ def k_curve(features, ks=None, *, pca_dim: int | None = None, seed: int = 0,
     inertia: list[float] = []
     silhouette: list[float | None] = []
     report(progress, 0, len(ks), "K curve")
-    with _single_thread(), warnings.catch_warnings():
+    with single_thread_blas(), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for i, k in enumerate(ks):
             if k == 1:

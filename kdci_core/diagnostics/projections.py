@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kdci_core.errors import InputError
-from kdci_core.kdci.dictionary import _single_thread
-from kdci_core.progress import Progress, report
+from kdci_core.common.device import single_thread_blas
+from kdci_core.common.errors import InputError
+from kdci_core.common.paths import kdci_home
+from kdci_core.common.progress import Progress, report
 
 METHODS = ("pca", "tsne", "umap")
 #: Results kept in memory (a few MB at most: N x 2 float64 each).
@@ -70,8 +71,6 @@ def _positive(name: str, value, integer: bool) -> float:
 
 def cache_dir() -> Path:
     """``kdci_home()/cache/projections``, looked up per call (KDCI_HOME may change)."""
-    from kdci_core.runstore import kdci_home
-
     return kdci_home() / "cache" / "projections"
 
 
@@ -226,7 +225,7 @@ def project(points, method: str = "pca", *, extra=None, seed: int = 0,
     t0 = time.perf_counter()
     xf = x.astype(np.float64)
     ef = None if ext is None else ext.astype(np.float64)
-    with _single_thread():  # t-SNE on 200 points: 0.6 s on 1 thread, 10-15 s on 2 busy cores
+    with single_thread_blas():  # t-SNE on 200 points: 0.6 s on 1 thread, 10-15 s on 2 busy cores
         if method == "pca":
             pts, ex = _pca(xf, ef, params)
         else:

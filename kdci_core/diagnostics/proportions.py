@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..common.errors import InputError
 
 
 def _as_labels(labels_or_logits, num_classes: int, field: str = "labels") -> np.ndarray:

@@ -9,10 +9,10 @@ See docs/KDCI_IMPLEMENTATION.md for the equations and every choice the paper lea
 from kdci_core.kdci.dictionary import (ConfounderDictionary, build_confounder_dictionary,
                                        random_prototypes_like)
 from kdci_core.kdci.intervention import FUSIONS, LAMBDA_MODES, CausalIntervention
-from kdci_core.kdci.plugin import ABLATIONS, DEFAULT_K, KDCIPlugin
+from kdci_core.kdci.plugin import ABLATIONS, KDCIPlugin
 
 __all__ = [
-    "ABLATIONS", "DEFAULT_K", "FUSIONS", "LAMBDA_MODES", "CausalIntervention",
+    "ABLATIONS", "FUSIONS", "LAMBDA_MODES", "CausalIntervention",
     "ConfounderDictionary", "KDCIPlugin", "build_confounder_dictionary",
     "random_prototypes_like",
 ]

@@ -7,7 +7,6 @@ its proportion is n_i / N. Both are constants for the distillation step (no grad
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from dataclasses import dataclass, replace
 
@@ -15,7 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kdci_core.errors import InputError
+from kdci_core.common.device import single_thread_blas
+from kdci_core.common.errors import InputError, as_int
 
 #: default PCA: keep this share of the variance ...
 PCA_VARIANCE = 0.95
@@ -58,17 +58,6 @@ class ConfounderDictionary:
         return replace(self, proportions=uniform)
 
 
-def _as_int(name: str, value) -> int:
-    """Accept ints (and integral floats / numpy ints); reject bools, strings, fractions."""
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, numbers.Real)):
-        raise InputError(f"{name}: expected an integer, found {value!r}")
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if not float(value).is_integer():
-        raise InputError(f"{name}: expected an integer, found {value!r}")
-    return int(value)
-
-
 def _check_features(features) -> Tensor:
     """The features must be a finite, real, 2-D ``N x D`` tensor with N >= 1 and D >= 1."""
     if not isinstance(features, Tensor):
@@ -82,7 +71,7 @@ def _check_features(features) -> Tensor:
 
 
 def _to_numpy(features: Tensor) -> np.ndarray:
-    """float64 numpy copy, finite or InputError (numpy, not torch: see _single_thread)."""
+    """float64 numpy copy, finite or InputError (numpy, not torch: see single_thread_blas)."""
     cpu = features.to("cpu")
     if cpu.dtype not in (torch.float32, torch.float64):
         cpu = cpu.to(torch.float32)
@@ -95,31 +84,11 @@ def _to_numpy(features: Tensor) -> np.ndarray:
 
 
 def _check_k(k, n: int) -> int:
-    k = _as_int("k", k)
+    k = as_int("k", k)
     if k < 1 or k > n:
         raise InputError(f"k: expected a number of clusters between 1 and {n} (the number of "
                          f"samples N={n}; k must not exceed it), found k={k}")
     return k
-
-
-_CONTROLLER = None
-
-
-def _single_thread():
-    """Limit BLAS/OpenMP to one thread while clustering.
-
-    The problem is small (N in the hundreds or thousands) and the CPU is shared with the
-    training loop: multi-threaded OpenMP/BLAS ran up to 10x slower under contention on a
-    2-core machine, single-threaded stays at a few ms. The controller is cached because
-    building one (``threadpool_limits``) scans the loaded libraries, ~9 ms each call.
-    """
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        import sklearn.cluster  # noqa: F401  (load its OpenMP runtime before scanning)
-        import sklearn.decomposition  # noqa: F401
-        from threadpoolctl import ThreadpoolController
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1)
 
 
 def _reduce(x: np.ndarray, pca_dim) -> tuple[np.ndarray, int]:
@@ -156,12 +125,12 @@ def reduce_for_clustering(features, pca_dim: int | None = None) -> tuple[np.ndar
                              f"{features.dtype}") from None
     features = _check_features(features)
     if pca_dim is not None:
-        pca_dim = _as_int("pca_dim", pca_dim)
+        pca_dim = as_int("pca_dim", pca_dim)
         d = int(features.shape[1])
         if not 1 <= pca_dim <= d:
             raise InputError(f"pca_dim: expected a number of PCA components between 1 and {d} "
                              f"(the feature dimension), found {pca_dim}")
-    with _single_thread():
+    with single_thread_blas():
         return _reduce(_to_numpy(features), pca_dim)
 
 
@@ -192,15 +161,15 @@ def build_confounder_dictionary(features: Tensor, k: int, *, pca_dim: int | None
     n, d = features.shape
     k = _check_k(k, n)
     if pca_dim is not None:
-        pca_dim = _as_int("pca_dim", pca_dim)
+        pca_dim = as_int("pca_dim", pca_dim)
         if not 1 <= pca_dim <= d:
             raise InputError(f"pca_dim: expected a number of PCA components between 1 and {d} "
                              f"(the feature dimension), found {pca_dim}")
-    seed = _as_int("seed", seed)
+    seed = as_int("seed", seed)
 
     # All of it in numpy on one thread: torch's intra-op threads on a busy CPU cost more
     # than these few thousand additions (measured up to 100 ms for a 256 x 100 index_add_).
-    with _single_thread():
+    with single_thread_blas():
         x = _to_numpy(features)
         reduced, n_comp = _reduce(x, pca_dim)
         raw = _cluster(reduced, k, seed % (2**32))
@@ -231,8 +200,8 @@ def random_prototypes_like(dictionary: ConfounderDictionary, features: Tensor, *
     if features.shape[1] != dictionary.dim:
         raise InputError(f"features: expected dimension {dictionary.dim} (the dictionary's), "
                          f"found shape {tuple(features.shape)}")
-    seed = _as_int("seed", seed)
-    with _single_thread():
+    seed = as_int("seed", seed)
+    with single_thread_blas():
         x = _to_numpy(features)
         mean, std = x.mean(axis=0), x.std(axis=0)
     gen = torch.Generator(device="cpu").manual_seed(seed % (2**63))

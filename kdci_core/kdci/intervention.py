@@ -14,8 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from kdci_core.errors import InputError, check_range
-from kdci_core.kdci.dictionary import _as_int
+from kdci_core.common.errors import InputError, as_int, check_range
 
 FUSIONS = ("add", "linear")
 LAMBDA_MODES = ("attention", "random")
@@ -27,8 +26,8 @@ class CausalIntervention(nn.Module):
     def __init__(self, num_classes: int, attn_dim: int = 256, fusion: str = "add", *,
                  prototype_dim: int | None = None, lambda_mode: str = "attention"):
         super().__init__()
-        c = check_range("num_classes", _as_int("num_classes", num_classes), low=1, integer=True)
-        d_m = check_range("attn_dim", _as_int("attn_dim", attn_dim), low=1, high=4096,
+        c = check_range("num_classes", as_int("num_classes", num_classes), low=1, integer=True)
+        d_m = check_range("attn_dim", as_int("attn_dim", attn_dim), low=1, high=4096,
                           integer=True)
         if fusion not in FUSIONS:
             raise InputError(f"fusion: expected one of {', '.join(FUSIONS)}, found {fusion!r}")
@@ -44,7 +43,7 @@ class CausalIntervention(nn.Module):
         self.mapping = None
         if prototype_dim is not None:
             # A dictionary from another model: map its feature dimension to C (trained).
-            p = check_range("prototype_dim", _as_int("prototype_dim", prototype_dim), low=1,
+            p = check_range("prototype_dim", as_int("prototype_dim", prototype_dim), low=1,
                             integer=True)
             self.prototype_dim = p
             self.mapping = nn.Linear(p, c, bias=False)

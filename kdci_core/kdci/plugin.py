@@ -11,16 +11,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from kdci_core.errors import InputError, check_range
-from kdci_core.kdci.dictionary import (ConfounderDictionary, _as_int,
-                                       build_confounder_dictionary, random_prototypes_like)
+from kdci_core.common.errors import InputError, as_int, check_range
+from kdci_core.kdci.dictionary import (ConfounderDictionary, build_confounder_dictionary,
+                                       random_prototypes_like)
 from kdci_core.kdci.intervention import FUSIONS, CausalIntervention
 
 ABLATIONS = ("none", "random-lambda", "random-prototypes", "uniform-proportions")
 
-#: K per method, from the paper: 8 for a GAN mini-batch, 32 for model-inversion mini-batches,
-#: 128 for sampled unlabeled data.
-DEFAULT_K = {"dafl": 8, "deepinv": 32, "cmi": 32, "fast": 32, "dfnd": 128, "mosaickd": 128}
 
 # Buffers that hold the dictionary; their shapes change with every rebuild.
 _DICT_BUFFERS = ("dict_prototypes", "dict_proportions", "dict_labels", "dict_meta")
@@ -33,16 +30,16 @@ class KDCIPlugin(nn.Module):
                  fusion: str = "add", pca_dim: int | None = None,
                  prototype_dim: int | None = None, seed: int = 0):
         super().__init__()
-        self.k = check_range("k", _as_int("k", k), low=1, integer=True)
+        self.k = check_range("k", as_int("k", k), low=1, integer=True)
         if ablation not in ABLATIONS:
             raise InputError(f"ablation: expected one of {', '.join(ABLATIONS)}, "
                              f"found {ablation!r}")
         if fusion not in FUSIONS:
             raise InputError(f"fusion: expected one of {', '.join(FUSIONS)}, found {fusion!r}")
         if pca_dim is not None:
-            pca_dim = check_range("pca_dim", _as_int("pca_dim", pca_dim), low=1, integer=True)
+            pca_dim = check_range("pca_dim", as_int("pca_dim", pca_dim), low=1, integer=True)
         self.ablation, self.pca_dim = ablation, pca_dim
-        self.seed = _as_int("seed", seed)
+        self.seed = as_int("seed", seed)
         self.intervention = CausalIntervention(
             num_classes, attn_dim, fusion, prototype_dim=prototype_dim,
             lambda_mode="random" if ablation == "random-lambda" else "attention")

@@ -1,10 +1,8 @@
-"""The DFKD methods, each registered by name; all run on the one loop in ``kdci_core.distill``."""
+"""The DFKD methods, each registered by name in ``METHODS``; all run on the one loop in
+``kdci_core.distill``. Each declares its own defaults (KDCI's K among them) beside its code."""
 
-from ..registry import Registry
+from . import cmi, dafl, deepinv, dfnd, fast, mosaickd  # noqa: F401  (registration)
+from .base import DFKDMethod, GenerationMethod, MethodContext, SamplingMethod
+from .registry import METHODS
 
-METHODS = Registry("method")
-
-from . import cmi, dafl, deepinv, dfnd, fast, mosaickd  # noqa: E402,F401  (registration side effects)
-from .base import DFKDMethod, MethodContext  # noqa: E402
-
-__all__ = ["METHODS", "DFKDMethod", "MethodContext"]
+__all__ = ["METHODS", "DFKDMethod", "GenerationMethod", "MethodContext", "SamplingMethod"]

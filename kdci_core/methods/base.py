@@ -15,12 +15,13 @@ the ``student`` handed to ``refresh`` is the raw student (in eval mode) for synt
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import torch
 import torch.nn as nn
 
+from ..common.errors import InputError, check_range
+from ..common.progress import Progress
 from ..data import DatasetInfo
-from ..errors import InputError, check_range
-from ..progress import Progress
 
 
 @dataclass
@@ -37,7 +38,8 @@ class MethodContext:
 
 
 class DFKDMethod:
-    """Base class; subclasses set ``name``, ``kind``, ``default_k``, ``default_tau``, ``defaults``."""
+    """Base class; subclasses set ``kind``, ``default_k``, ``default_tau``, ``defaults`` (``name`` is
+    set by ``METHODS.register``)."""
 
     name: str = ""
     kind: str = ""            # "generation" or "sampling"

@@ -24,10 +24,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..kdci import DEFAULT_K
-from ..losses import bn_statistics
-from ..progress import report
-from . import METHODS
+from ..common.progress import report
+from .losses import bn_statistics
+from .registry import METHODS
 from .synthesis import GeneratorMethod, teacher_objectives
 
 
@@ -76,8 +75,7 @@ class FeatureTap:
 
 @METHODS.register("cmi")
 class CMI(GeneratorMethod):
-    name = "cmi"
-    default_k = DEFAULT_K["cmi"]
+    default_k = 32  # KDCI's K for a model-inversion mini-batch (KDCI paper, section 4.3)
     default_tau = 20.0
     defaults = {
         "synth_batch": 64, "g_steps": 40, "lr_g": 0.001, "synth_every": 25, "pool_size": 10_000,

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from ..kdci import DEFAULT_K
-from ..progress import report
-from . import METHODS
+from ..common.progress import report
+from .registry import METHODS
 from .synthesis import GeneratorMethod, teacher_objectives
 
 # Terms of teacher_objectives that DAFL uses (the rest are other methods').
@@ -26,8 +25,7 @@ DAFL_TERMS = ("oh", "act", "balance")
 
 @METHODS.register("dafl")
 class DAFL(GeneratorMethod):
-    name = "dafl"
-    default_k = DEFAULT_K["dafl"]
+    default_k = 8  # KDCI's K for a GAN mini-batch (KDCI paper, section 4.3)
     default_tau = 20.0  # DataFree's DAFL scripts (--T 20); DAFL's own code uses T=1 (worse here)
     defaults = {
         "synth_batch": 128, "g_steps": 1, "synth_every": 1, "lr_g": 0.0001, "nz": 100, "ngf": 64,

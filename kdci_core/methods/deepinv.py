@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import torch
 
-from ..losses import bn_statistics, jitter_flip
-from ..kdci import DEFAULT_K
-from ..progress import report
-from . import METHODS
+from ..common.progress import report
+from ..data.augment import jitter_flip
 from .base import GenerationMethod
+from .losses import bn_statistics
+from .registry import METHODS
 from .synthesis import teacher_objectives
 
 
 @METHODS.register("deepinv")
 class DeepInversion(GenerationMethod):
-    name = "deepinv"
-    default_k = DEFAULT_K["deepinv"]
+    default_k = 32  # KDCI's K for a model-inversion mini-batch (KDCI paper, section 4.3)
     default_tau = 20.0
     defaults = {
         "synth_batch": 64, "g_steps": 100, "lr_g": 0.1, "synth_every": 25, "pool_size": 10_000,

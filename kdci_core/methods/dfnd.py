@@ -13,9 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..kdci import DEFAULT_K
-from . import METHODS
 from .base import SamplingMethod
+from .registry import METHODS
 from .wild import load_and_select, self_cross_entropy
 
 
@@ -32,8 +31,7 @@ class NoiseAdaptation(nn.Module):
 
 @METHODS.register("dfnd")
 class DFND(SamplingMethod):
-    name = "dfnd"
-    default_k = DEFAULT_K["dfnd"]
+    default_k = 128  # KDCI's K for sampled unlabeled data (KDCI paper, section 4.3)
     default_tau = 4.0
     defaults = {"pool_size": 20_000, "n_select": 2_000, "noise_weight": 1.0, "noise_init_diag": 4.0,
                 "balanced": False}

@@ -12,14 +12,13 @@ class-balanced and hard for the student. The student loss is the loop's KD alone
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
-from ..errors import InputError
-from ..kdci import DEFAULT_K
-from ..progress import report
-from . import METHODS
+from ..common.errors import InputError
+from ..common.progress import report
 from .base import SamplingMethod, SyntheticPool, clip_images
+from .registry import METHODS
 from .synthesis import latent_codes, new_generator, teacher_objectives
 from .wild import load_and_select
 
@@ -63,8 +62,7 @@ class MosaicKD(SamplingMethod):
     generation method too (two ``kind``s, two ``sample``s in one MRO).
     """
 
-    name = "mosaickd"
-    default_k = DEFAULT_K["mosaickd"]
+    default_k = 128  # KDCI's K for sampled unlabeled data (KDCI paper, section 4.3)
     default_tau = 4.0  # MosaicKD's code uses T=1; 4 (common KD value) distils far better here
     defaults = {
         "pool_size": 20_000, "n_select": 2_000, "synth_batch": 64, "g_steps": 5, "synth_every": 5,

@@ -20,10 +20,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..losses import (activation_loss, bn_loss, information_entropy_loss, js_divergence, l2_prior,
-                      total_variation)
 from ..models import build_generator
 from .base import GenerationMethod
+from .losses import (activation_loss, bn_loss, information_entropy_loss, js_divergence, l2_prior,
+                     total_variation)
 
 TERMS = ("bn", "oh", "adv", "balance", "act", "tv", "l2")
 

@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..common.progress import Progress, report
 from ..data import load_wild_pool
-from ..progress import Progress, report
 
 
 def self_cross_entropy(logits: torch.Tensor) -> torch.Tensor:

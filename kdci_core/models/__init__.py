@@ -3,19 +3,31 @@
 Every classifier follows the contract in docs/ARCHITECTURE.md: ``forward(x,
 return_features=False)``, attributes ``num_classes``, ``in_channels``, ``feature_dim``, BatchNorm
 layers, any input size from 8 px. Importing this package registers all architectures.
+``weights``: safe weight-file I/O (safetensors, weights-only state dicts, TorchScript tensors);
+``evaluation``: logits, accuracy and per-class scores of any classifier.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from ..errors import InputError, check_range
+from ..common.errors import InputError, check_range
+from . import (  # noqa: F401  (registration)
+    generators,
+    lenet,
+    mobilenet,
+    resnet,
+    vgg,
+    wrn,
+)
 from .base import GENERATORS, MODELS, Classifier
-from . import generators, lenet, mobilenet, resnet, vgg, wrn  # noqa: F401  (registration)
+from .evaluation import Evaluation, evaluate, parameter_count, predict_logits
+from .weights import MAX_CHECKPOINT_BYTES, read_checkpoint, save_checkpoint
 
 __all__ = [
     "MODELS", "GENERATORS", "Classifier", "build_model", "model_names", "classifier_key",
-    "first_conv_key", "build_generator", "generator_names",
+    "first_conv_key", "build_generator", "generator_names", "Evaluation", "evaluate",
+    "parameter_count", "predict_logits", "MAX_CHECKPOINT_BYTES", "read_checkpoint", "save_checkpoint",
 ]
 
 

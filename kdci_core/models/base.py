@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import Registry
+from ..common.registry import Registry
 
 MODELS: Registry = Registry("architecture")
 GENERATORS: Registry = Registry("generator")

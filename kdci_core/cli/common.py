@@ -1,0 +1,91 @@
+"""What the subcommands share: JSON output, ``--param KEY=VALUE``, the run options of ``distill``
+and ``diagnose``, backend options, and the reconciled run store. Subcommand modules import
+this module and the engine, never the root parser."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..common.errors import InputError
+
+
+def write_json(path: str | None, obj: dict) -> None:
+    """``--json OUT``: the machine-readable result (nothing when OUT is not given)."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(obj, indent=2, default=lambda o: getattr(o, "tolist", str)(o)))
+
+
+def parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def method_params(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise InputError(f"--param: expected KEY=VALUE, found {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def config_from_args(args):
+    """The DistillConfig of the options shared by ``distill`` and ``diagnose`` (missing: default)."""
+    from ..distill import DistillConfig
+
+    d = DistillConfig()
+    get = lambda name: getattr(args, name, getattr(d, name, None))  # noqa: E731
+    return DistillConfig(
+        teacher=args.teacher, teacher_arch=args.teacher_arch, student=args.student,
+        dataset=args.dataset, data_root=args.data_root, method=args.method,
+        kdci=getattr(args, "kdci", "off") == "on", k=args.k, ablation=get("ablation"),
+        dictionary_source=get("dictionary_source"), dictionary_source_arch=get("dictionary_source_arch"),
+        wild_data=args.wild_data, epochs=get("epochs"), steps_per_epoch=get("steps_per_epoch"),
+        batch_size=get("batch_size"), lr=get("lr"), tau=get("tau"), attn_dim=get("attn_dim"),
+        fusion=get("fusion"), pca_dim=args.pca_dim, seed=args.seed, device=args.device,
+        amp=not getattr(args, "no_amp", False), method_params=method_params(args.param))
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, student_required: bool = True) -> None:
+    """Teacher, student, data, method and seed options: the same for ``distill`` and ``diagnose``."""
+    from ..common.device import DEVICE_CHOICES
+    from ..distill import DistillConfig
+    from ..methods import METHODS
+
+    p.add_argument("--teacher", required=True, help="a teacher file, or 'builtin' (digits)")
+    p.add_argument("--teacher-arch")
+    p.add_argument("--student", required=student_required, default=DistillConfig().student)
+    p.add_argument("--dataset", required=True, help="the dataset whose TEST split is the reference")
+    p.add_argument("--data-root")
+    p.add_argument("--method", required=True, choices=METHODS.names())
+    p.add_argument("--k", type=int, help="dictionary size (default: the method's, KDCI.md)")
+    p.add_argument("--pca-dim", type=int)
+    p.add_argument("--wild-data", help="unlabeled pool: a folder, dataset:NAME, or default photos")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="method hyperparameter override, e.g. --param g_steps=200 (repeatable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--json")
+    p.add_argument("--quiet", action="store_true")
+
+
+def add_backend_arguments(p: argparse.ArgumentParser, *, default: str | None = "local") -> None:
+    p.add_argument("--backend", default=default, choices=("local", "ray"),
+                   help="where workers run" + ("" if default else " (default: the run's own)"))
+    p.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else the Ray "
+                                         "head on this machine, started with `ray start --head` if none runs)")
+
+
+def reconciled_store():
+    """The run store at ``$KDCI_HOME``, with dead workers' runs marked failed first."""
+    from ..runs import RunStore, reconcile
+
+    store = RunStore()
+    reconcile(store)
+    return store

@@ -1,0 +1,109 @@
+"""``python -m kdci_core runs list|show|cancel|resume`` and ``worker`` (what backends start).
+
+``runs`` commands read the run store (``$KDCI_HOME``) and reconcile it first, so a run whose
+worker died shows as failed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..common.errors import InputError
+from .common import add_backend_arguments, reconciled_store, write_json
+
+
+def cmd_worker(args) -> int:
+    from ..runs import execute_by_id
+
+    execute_by_id(args.run_id, args.home, resume=args.resume, slots=args.slots or None,
+                  backend=args.backend)
+    return 0
+
+
+def cmd_runs_list(args) -> int:
+    rows = reconciled_store().rows(status=args.status, method=args.method, dataset=args.dataset,
+                         sort=args.sort, limit=args.limit)
+    for r in rows:
+        acc = "" if r["student_accuracy"] is None else f"{r['student_accuracy']:.2f}%"
+        epoch = f"{r['last_epoch'] or 0}/{r['epochs']}"
+        when = time.strftime("%m-%d %H:%M", time.localtime(r["created_at"] or 0))
+        print(f"{r['run_id']:<44} {r['status']:<9} {r['method'] or '':<8} "
+              f"kdci={'on ' if r['kdci'] else 'off'} seed {r['seed']!s:<3} {epoch:>7} {acc:>7}  {when}")
+    if not rows:
+        print("no runs")
+    write_json(args.json, {"runs": rows})
+    return 0
+
+
+def cmd_runs_show(args) -> int:
+    summary = reconciled_store().get(args.run_id).summary()
+    last = summary["history"][-1] if summary["history"] else {}
+    print(f"{summary['run_id']}: {summary['status']} ({summary['config'].get('method')}, "
+          f"kdci={'on' if summary['config'].get('kdci') else 'off'}, seed {summary['config'].get('seed')})")
+    if last:
+        print(f"  epoch {last.get('epoch')}  step {last.get('step')}  student {last.get('student_accuracy'):.2f}%")
+    if summary["error"]:
+        print(f"  error: {summary['error']}")
+    write_json(args.json, summary)
+    return 0
+
+
+def cmd_runs_cancel(args) -> int:
+    from ..runs import cancel
+
+    state = cancel(reconciled_store(), args.run_id)
+    print(f"{args.run_id}: {state}")
+    write_json(args.json, {"run_id": args.run_id, "status": state})
+    return 0
+
+
+def cmd_runs_resume(args) -> int:
+    from ..runs import RESUMABLE, execute, get_backend, resume
+
+    store = reconciled_store()
+    if args.inline:
+        run = store.get(args.run_id)
+        if run.status().get("status") not in RESUMABLE:
+            raise InputError(f"run {args.run_id}: only failed or cancelled runs can be resumed")
+        result = execute(run, home=store.home, resume=True, backend="inline")
+        print(f"{args.run_id}: {run.status().get('status')}"
+              + (f", student {result['student_accuracy']:.2f}%" if result else ""))
+    else:
+        backend = get_backend(args.backend, store, ray_address=args.ray_address) if args.backend else None
+        resume(store, args.run_id, backend)
+        print(f"{args.run_id}: resumed in the background ({store.get(args.run_id).status().get('backend')})")
+    write_json(args.json, store.get(args.run_id).summary())
+    return 0
+
+
+def add_parser(sub) -> None:
+    w = sub.add_parser("worker", help="(internal) run one stored run in this process")
+    w.add_argument("run_id")
+    w.add_argument("--home")
+    w.add_argument("--resume", action="store_true")
+    w.add_argument("--slots", type=int, default=0)
+    w.add_argument("--backend", default="local")
+    w.set_defaults(func=cmd_worker)
+
+    runs = sub.add_parser("runs", help="list, show, cancel or resume runs").add_subparsers(
+        dest="runs_command", required=True)
+    ls = runs.add_parser("list", help="runs in the store, newest first")
+    ls.add_argument("--status")
+    ls.add_argument("--method")
+    ls.add_argument("--dataset")
+    ls.add_argument("--sort", default="created_at")
+    ls.add_argument("--limit", type=int)
+    ls.add_argument("--json")
+    ls.set_defaults(func=cmd_runs_list)
+    for name, func, helptext in (("show", cmd_runs_show, "one run: status, config, history, error"),
+                                 ("cancel", cmd_runs_cancel, "stop a queued or running run")):
+        p = runs.add_parser(name, help=helptext)
+        p.add_argument("run_id")
+        p.add_argument("--json")
+        p.set_defaults(func=func)
+    rs = runs.add_parser("resume", help="continue a failed or cancelled run from its checkpoint")
+    rs.add_argument("run_id")
+    rs.add_argument("--inline", action="store_true", help="run it in this process (default: background)")
+    add_backend_arguments(rs, default=None)
+    rs.add_argument("--json")
+    rs.set_defaults(func=cmd_runs_resume)

@@ -1,0 +1,91 @@
+"""DistillConfig: every option of a distillation run, validated before any work starts.
+
+The stored config plus its seed reproduces a run on the same device. Method hyperparameters
+live in ``method_params`` (overrides of the method's own documented defaults).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from ..common.errors import InputError, check_range
+from ..kdci import ABLATIONS as ABLATION_CHOICES
+from ..kdci import FUSIONS as FUSION_CHOICES
+from ..methods import METHODS
+from ..models import model_names
+
+
+@dataclass
+class DistillConfig:
+    teacher: str = "builtin"
+    teacher_arch: str | None = None
+    student: str = "lenet5_half"
+    dataset: str = "digits"
+    data_root: str | None = None
+    method: str = "deepinv"
+    kdci: bool = True
+    k: int | None = None                 # None: the method's default (KDCI.md)
+    ablation: str = "none"
+    dictionary_source: str | None = None  # None: the teacher
+    dictionary_source_arch: str | None = None
+    wild_data: str | None = None          # sampling methods; None: sklearn's sample photographs
+    epochs: int = 10
+    steps_per_epoch: int = 50
+    batch_size: int = 128
+    lr: float = 0.01
+    tau: float | None = None              # None: the method's default KD temperature
+    attn_dim: int = 256
+    fusion: str = "add"
+    pca_dim: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True                      # bfloat16 autocast on CUDA only
+    method_params: dict = field(default_factory=dict)
+
+    def validate(self) -> "DistillConfig":
+        METHODS.get(self.method)  # unknown method -> InputError listing the six
+        if self.student not in model_names():
+            raise InputError(f"--student: unknown architecture {self.student!r}; expected one of "
+                             f"{', '.join(model_names())}")
+        if self.teacher != "builtin" and not self.teacher_arch:
+            raise InputError("--teacher-arch: required with a teacher file (only --teacher builtin "
+                             "needs none)")
+        if self.teacher == "builtin" and self.dataset != "digits":
+            raise InputError(f"--teacher builtin: the built-in teacher is trained on digits, found "
+                             f"--dataset {self.dataset}; give --teacher FILE --teacher-arch A")
+        if self.ablation not in ABLATION_CHOICES:
+            raise InputError(f"--ablation: expected one of {', '.join(ABLATION_CHOICES)}, found {self.ablation!r}")
+        if self.fusion not in FUSION_CHOICES:
+            raise InputError(f"--fusion: expected one of {', '.join(FUSION_CHOICES)}, found {self.fusion!r}")
+        if self.ablation != "none" and not self.kdci:
+            raise InputError(f"--ablation {self.ablation}: ablations change KDCI, so they need --kdci on")
+        if bool(self.dictionary_source) != bool(self.dictionary_source_arch):
+            raise InputError("--dictionary-source and --dictionary-source-arch go together: give both or neither")
+        if self.k is not None:
+            self.k = check_range("--k", self.k, low=1, high=100_000, integer=True)
+        if self.pca_dim is not None:
+            self.pca_dim = check_range("--pca-dim", self.pca_dim, low=1, high=4096, integer=True)
+        self.epochs = check_range("--epochs", self.epochs, low=1, high=100_000, integer=True)
+        self.steps_per_epoch = check_range("--steps-per-epoch", self.steps_per_epoch, low=1,
+                                           high=1_000_000, integer=True)
+        self.batch_size = check_range("--batch-size", self.batch_size, low=2, high=65_536, integer=True)
+        check_range("--lr", self.lr, low=1e-8, high=10.0)
+        if self.tau is not None:
+            check_range("--tau", self.tau, low=0.05, high=100.0)
+        self.attn_dim = check_range("--attn-dim", self.attn_dim, low=1, high=4096, integer=True)
+        self.seed = check_range("--seed", self.seed, low=0, high=2**31 - 1, integer=True)
+        if not isinstance(self.method_params, dict):
+            raise InputError(f"method_params: expected a mapping, found {type(self.method_params).__name__}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DistillConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(f"run config: unknown field(s) {', '.join(unknown)}; expected some of "
+                             f"{', '.join(sorted(known))}")
+        return cls(**d)

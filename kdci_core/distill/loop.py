@@ -1,0 +1,228 @@
+"""THE distillation loop, shared by every DFKD method, with KDCI plugged in at one place.
+
+Per student step: the method may make new substitution data (generation methods, every
+``synth_every`` steps; KDCI's dictionary is then rebuilt from it), the method gives a batch,
+the frozen teacher labels it, and the student's logits are compensated by KDCI (when on)
+*before* every student-training loss that compares student with teacher: the KD loss and the
+method's own student terms. Synthesis-side terms (e.g. DeepInversion's adversarial term) see the
+raw student: they make data to challenge the model that will be deployed (docs/KDCI_IMPLEMENTATION.md).
+Accuracy is always reported on the raw student (the deployed model).
+
+The loop records nothing itself: every event (new substitution data, a step, an epoch, a
+checkpointable state, the result) goes to its callbacks (:mod:`.callbacks`), which decide where
+records go. It imports nothing from the run store, the workers, reports or figures.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+import torch
+
+from ..common.device import (autocast, peak_memory_mb, reset_peak_memory, resolve_device,
+                             seed_everything)
+from ..common.errors import InputError
+from ..common.progress import Progress
+from ..data import load_dataset
+from ..kdci import KDCIPlugin
+from ..methods import METHODS, MethodContext
+from ..methods.losses import kd_loss
+from ..models import build_model
+from ..models.evaluation import evaluate, parameter_count, predict_logits
+from ..teachers import TeacherBundle, load_named_teacher, load_teacher
+from .callbacks import Callback, CallbackList
+from .config import DistillConfig
+from .state import load_object_state, object_state, rng_state, set_rng_state
+
+
+def load_run_teacher(cfg: DistillConfig, info, device, progress: Progress = None) -> TeacherBundle:
+    """The teacher ``cfg`` names (built-in or a file), checked against the dataset ``info``."""
+    return load_named_teacher(cfg.teacher, cfg.teacher_arch, num_classes=info.num_classes,
+                              in_channels=info.in_channels, dataset=info.name, device=device,
+                              progress=progress)
+
+
+class Distiller:
+    """Builds everything a run needs from a config, then runs the loop (:meth:`fit`).
+
+    ``progress`` goes to the method's long steps (synthesis, pool scoring) and the built-in
+    teacher's first training; ``callbacks`` receive the loop's events (see :mod:`.callbacks`)."""
+
+    def __init__(self, cfg: DistillConfig, *, progress: Progress = None,
+                 callbacks: Iterable[Callback] = ()):
+        self.cfg = cfg.validate()
+        self.progress = progress
+        self.callbacks = CallbackList(callbacks)
+        self.device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)
+        self.data = load_dataset(cfg.dataset, cfg.data_root)
+        info = self.info = self.data.info
+        self.teacher = load_run_teacher(cfg, info, self.device, progress)
+        method_cls = METHODS.get(cfg.method)
+        self.tau = float(cfg.tau or method_cls.default_tau)
+        self.k = int(cfg.k or method_cls.default_k)
+        seed_everything(cfg.seed)  # the built-in teacher's first training must not shift the stream
+        self.method = method_cls(MethodContext(
+            teacher=self.teacher.model, info=info, device=self.device, seed=cfg.seed, tau=self.tau,
+            wild_data=cfg.wild_data, data_root=cfg.data_root, progress=progress,
+            params=dict(cfg.method_params)))
+        if cfg.kdci and self.method.kind == "generation" and self.k > self.method.min_dictionary_samples():
+            raise InputError(f"--k {self.k}: K must not exceed the {self.method.min_dictionary_samples()} "
+                             f"images of each synthetic mini-batch ({cfg.method}.synth_batch)")
+        self.student = build_model(cfg.student, num_classes=info.num_classes,
+                                   in_channels=info.in_channels).to(self.device)
+        self.dictionary_model = self.teacher.model
+        self.plugin = None
+        if cfg.kdci:
+            prototype_dim = None
+            if cfg.dictionary_source:
+                src = load_teacher(cfg.dictionary_source, cfg.dictionary_source_arch,
+                                   in_channels=info.in_channels, device=self.device)
+                self.dictionary_model, prototype_dim = src.model, src.num_classes
+            self.plugin = KDCIPlugin(info.num_classes, k=self.k, ablation=cfg.ablation,
+                                     attn_dim=cfg.attn_dim, fusion=cfg.fusion, pca_dim=cfg.pca_dim,
+                                     prototype_dim=prototype_dim, seed=cfg.seed).to(self.device)
+        params = list(self.student.parameters())
+        for module in ([self.plugin] if self.plugin else []) + self.method.student_modules():
+            params += list(module.parameters())
+        self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
+        self.total_steps = cfg.epochs * cfg.steps_per_epoch
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, self.total_steps)
+
+    # --- pieces of the loop -------------------------------------------------------------------
+    def student_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The student's logits as every student-training loss sees them: KDCI-compensated."""
+        s = self.student(x)
+        return self.plugin(s) if self.plugin is not None else s
+
+    def rebuild_dictionary(self, data: torch.Tensor) -> None:
+        features = predict_logits(self.dictionary_model, data, device=self.device)
+        self.plugin.rebuild(features.to(self.device))
+
+    def set_progress(self, progress: Progress) -> None:
+        """Where the method's long steps report (and, through it, may be interrupted)."""
+        self.progress = self.method.ctx.progress = progress
+
+    def new_substitution(self, step: int, images: torch.Tensor) -> None:
+        """The one place new substitution data arrive: callbacks see them, KDCI rebuilds on them."""
+        self.callbacks.dispatch("on_substitution", step, images)
+        if self.plugin is not None:
+            self.rebuild_dictionary(images)
+
+    def step(self, step: int) -> dict:
+        """One student step (and, when the method makes new data at this step, the synthesis)."""
+        self.student.eval()
+        new = self.method.refresh(step, self.student)
+        self.student.train()
+        if new is not None:
+            self.new_substitution(step, new)
+        x = self.method.sample(self.cfg.batch_size)
+        with torch.no_grad(), autocast(self.device, self.cfg.amp):
+            t = self.teacher.model(x).float()
+        with autocast(self.device, self.cfg.amp):
+            s_hat = self.student_logits(x).float()
+        terms = {"kd": kd_loss(s_hat, t, self.tau), **self.method.student_losses(x, s_hat, t)}
+        loss = sum(terms.values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}: lower --lr")
+        self.optimizer.zero_grad(set_to_none=True)  # also clears grads a synthesis step left
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return {name: float(v.detach()) for name, v in terms.items()} | {"loss": float(loss.detach())}
+
+    # --- resumable state ---------------------------------------------------------------------
+    def training_state(self, step: int, elapsed: float, history: list[dict]) -> dict:
+        """Everything needed to continue after ``step`` student steps (see :mod:`.state`)."""
+        return {"step": step, "elapsed": elapsed, "history": history,
+                "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "plugin": self.plugin.state_dict() if self.plugin is not None else None,
+                "method": object_state(self.method), "rng": rng_state()}
+
+    def restore(self, state: dict) -> None:
+        self.student.load_state_dict(state["student"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.plugin is not None and state["plugin"] is not None:
+            self.plugin.load_state_dict(state["plugin"])
+        load_object_state(self.method, state["method"], self.device)
+        set_rng_state(state["rng"])
+
+    def prepare(self) -> None:
+        """The method's one-off work; a sampling method's selection is its substitution data
+        (callbacks see it, KDCI builds its one dictionary from it)."""
+        self.method.prepare()
+        if self.method.kind == "sampling":
+            data = self.method.substitution_data()
+            if self.plugin is not None and self.k > len(data):
+                raise InputError(f"--k {self.k}: K must not exceed the {len(data)} selected substitution images")
+            self.new_substitution(0, data)
+
+    def fit(self, *, resume: dict | None = None, callbacks: Iterable[Callback] = (),
+            max_steps: int | None = None) -> dict:
+        """Distil and return the result; ``resume`` continues from a :meth:`training_state`.
+
+        ``callbacks`` join the Distiller's own for this fit. The loop ends after the planned
+        ``epochs x steps_per_epoch`` steps, at global step ``max_steps`` if that comes first,
+        or as soon as a callback's ``should_stop`` is true (checked before every step)."""
+        outer, self.callbacks = self.callbacks, self.callbacks + callbacks
+        try:
+            return self._fit(resume, max_steps)
+        finally:
+            self.callbacks = outer
+
+    def _fit(self, resume: dict | None, max_steps: int | None) -> dict:
+        cfg, info, cbs = self.cfg, self.info, self.callbacks
+        started = time.time()
+        reset_peak_memory(self.device)
+        teacher_eval = evaluate(self.teacher.model, self.data.test, num_classes=info.num_classes,
+                                device=self.device)
+        start, history = 0, []
+        cbs.dispatch("on_fit_start", self)
+        if resume is not None:
+            self.restore(resume)
+            start, history = resume["step"], list(resume["history"])
+            started -= resume["elapsed"]
+        else:
+            self.prepare()
+        stop = self.total_steps if max_steps is None else min(self.total_steps, int(max_steps))
+        sums, count = {}, 0
+        for step in range(start, stop):
+            if cbs.should_stop:
+                break
+            metrics = self.step(step)
+            for name, value in metrics.items():
+                sums[name] = sums.get(name, 0.0) + value
+            count += 1
+            cbs.dispatch("on_step_end", step, metrics)
+            if (step + 1) % cfg.steps_per_epoch == 0:
+                ev = evaluate(self.student, self.data.test, num_classes=info.num_classes, device=self.device)
+                record = {"epoch": (step + 1) // cfg.steps_per_epoch, "step": step + 1,
+                          "student_accuracy": ev.accuracy, "wall_time_s": time.time() - started,
+                          "lr": self.scheduler.get_last_lr()[0],
+                          **{name: total / count for name, total in sums.items()}}
+                sums, count = {}, 0
+                history.append(record)
+                cbs.dispatch("on_epoch_end", record)
+                cbs.dispatch("on_checkpoint", self.training_state(step + 1, time.time() - started, history))
+        final = evaluate(self.student, self.data.test, num_classes=info.num_classes, device=self.device)
+        result = {
+            "method": cfg.method, "kdci": cfg.kdci, "dataset": cfg.dataset,
+            "teacher_arch": self.teacher.arch, "student_arch": cfg.student, "seed": cfg.seed,
+            "device": str(self.device), "teacher_accuracy": teacher_eval.accuracy,
+            "student_accuracy": final.accuracy, "per_class_accuracy": final.per_class,
+            "history": history, "wall_time_s": time.time() - started, "resumed_from_step": start or None,
+            "peak_memory_mb": peak_memory_mb(self.device), "k": self.k if cfg.kdci else None,
+            "tau": self.tau, "student_parameters": parameter_count(self.student),
+            "teacher_parameters": self.teacher.parameter_count, "config": cfg.to_dict(),
+        }
+        if self.plugin is not None:
+            d = self.plugin.dictionary
+            result["dictionary"] = {"k": int(d.prototypes.shape[0]),
+                                    "proportions": d.proportions.tolist(),
+                                    "rebuilds": int(self.plugin.rebuild_count)}
+        cbs.dispatch("on_fit_end", result)
+        return result
+

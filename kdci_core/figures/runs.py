@@ -1,0 +1,114 @@
+"""Plotly builders of training runs: curves of any metric over epoch, step or wall time (with
+TensorBoard-style smoothing) and the paired KDCI gain per method.
+
+Plain data in, figure out: a run is a mapping (``Run.series()``), a comparison the one
+``kdci_core.reports`` computes; nothing here reads the run store or computes a statistic.
+Shared by the run recorder (a run's saved figures), the Runs and Compare pages and the report.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import plotly.graph_objects as go
+
+from ..common.errors import InputError
+from .style import LAYOUT
+
+#: KDCI on in blues, off in oranges: one family per setting, one shade per method.
+ON_SHADES = ("#1f77b4", "#08519c", "#6baed6", "#3182bd", "#9ecae1")
+OFF_SHADES = ("#ff7f0e", "#a63603", "#fdae6b", "#e6550d", "#fdd0a2")
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+X_AXES = {"epoch": ("epoch", "epoch"), "step": ("step", "step"), "wall_time": ("wall_time_s", "wall time (s)")}
+Y_AXES = {"student_accuracy": "student test accuracy (%)", "loss": "training loss"}
+MAX_SMOOTHING = 0.99
+
+
+def ema(values: Sequence[float | None], smoothing: float) -> list[float | None]:
+    """Debiased exponential moving average, as TensorBoard's and W&B's smoothing slider.
+
+    The running value starts at 0 and is divided by ``1 - smoothing**n`` so the first points are
+    not pulled towards 0; missing (None/NaN) values are passed through and skipped.
+    """
+    s = float(smoothing)
+    if not 0.0 <= s <= MAX_SMOOTHING:
+        raise InputError(f"smoothing: expected a value between 0 and {MAX_SMOOTHING}, found {smoothing!r}")
+    out: list[float | None] = []
+    last, n = 0.0, 0
+    for v in values:
+        if v is None or not math.isfinite(float(v)):
+            out.append(None)
+            continue
+        last = last * s + (1.0 - s) * float(v)
+        n += 1
+        out.append(last / (1.0 - s ** n))
+    return out
+
+
+def _setting_colour(kdci: bool, method_index: int) -> str:
+    shades = ON_SHADES if kdci else OFF_SHADES
+    return shades[method_index % len(shades)]
+
+
+def curves_figure(series: Sequence[Mapping], x: str = "epoch", smoothing: float = 0.0,
+                  y: str = "student_accuracy") -> go.Figure:
+    """One line per run: colour family by KDCI setting, shade by method, dash by seed.
+
+    ``series``: one mapping per run with ``run_id``, ``label``, ``config`` and ``history`` (the
+    per-epoch records), as ``Run.series()`` gives."""
+    if x not in X_AXES:
+        raise InputError(f"x: expected one of {', '.join(X_AXES)}, found {x!r}")
+    if y not in Y_AXES:
+        raise InputError(f"y: expected one of {', '.join(Y_AXES)}, found {y!r}")
+    ema([], smoothing)  # validates smoothing even with no runs
+    x_key, x_title = X_AXES[x]
+    configs = [s["config"] for s in series]
+    methods = list(dict.fromkeys(c.get("method") for c in configs))
+    seeds = sorted({c.get("seed") for c in configs}, key=lambda s: (s is None, s))
+    labels = [s["label"] for s in series]
+    fig = go.Figure()
+    last_x = 0.0
+    for run, cfg, label in zip(series, configs, labels):
+        hist = [h for h in run["history"] if h.get(x_key) is not None]
+        last_x = max([last_x, *(float(h[x_key]) for h in hist)])
+        raw = [h.get(y) for h in hist]
+        name = label if labels.count(label) == 1 else f"{label} · {run['run_id']}"
+        fig.add_scatter(
+            x=[h[x_key] for h in hist], y=ema(raw, smoothing), mode="lines+markers", name=name,
+            line=dict(color=_setting_colour(bool(cfg.get("kdci")), methods.index(cfg.get("method"))),
+                      dash=DASHES[seeds.index(cfg.get("seed")) % len(DASHES)], width=2),
+            marker=dict(size=4), customdata=[[v, run["run_id"]] for v in raw],
+            hovertemplate=f"{name}<br>{x_title} %{{x}}: %{{y:.3f}} (raw %{{customdata[0]:.3f}})"
+                          "<br>%{customdata[1]}<extra></extra>")
+    smooth = f", EMA smoothing {float(smoothing):.2f}" if smoothing else ""
+    fig.update_layout(**LAYOUT, title=f"{Y_AXES[y]} over {x_title} ({len(series)} runs{smooth})",
+                      xaxis_title=x_title, yaxis_title=Y_AXES[y], legend=dict(orientation="v"))
+    if x == "epoch" and last_x <= 20:
+        fig.update_xaxes(dtick=1)  # whole epochs, not 1.2, 1.4, ...
+    return fig
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def gain_figure(comparison) -> go.Figure:
+    """Mean paired gain per method, error bars one sample std, p-value and positive pairs on top.
+
+    ``comparison``: a :class:`kdci_core.reports.Comparison` (its ``gains``: method, mean, std,
+    p_value, positive, n per method)."""
+    gains = list(comparison.gains.values())
+    fig = go.Figure(go.Bar(
+        x=[m.method for m in gains], y=[m.mean for m in gains],
+        error_y=dict(type="data", array=[m.std or 0.0 for m in gains], visible=True),
+        marker_color=["#2ca02c" if (m.mean or 0) >= 0 else "#d62728" for m in gains],
+        width=0.5 if len(gains) < 3 else None,
+        hovertemplate="%{x}: %{y:+.2f} points<extra></extra>"))
+    fig.add_hline(y=0, line_color="#7f7f7f")
+    fig.update_xaxes(tickvals=[m.method for m in gains],  # the test's outcome under each method
+                     ticktext=[f"{m.method}<br>p={_fmt(m.p_value, '.3g')}, {m.positive}/{m.n} positive"
+                               for m in gains])
+    fig.update_layout(**LAYOUT, title="KDCI gain: on − off, paired by seed (mean ± std)",
+                      yaxis_title="points of student accuracy")
+    return fig

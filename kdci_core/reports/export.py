@@ -1,0 +1,118 @@
+"""The self-contained report of a comparison: one HTML file that opens offline (plotly.js
+embedded once), plus the same numbers as JSON and Markdown beside it."""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ..common.errors import InputError
+from ..figures.runs import curves_figure, gain_figure
+from ..runs import RunStore
+from .compare import Comparison, compare_runs, md_table
+from .students import StudentComparison, student_comparison
+from .tables import accuracy_table, gain_table, pairs_table
+
+FORMATS = ("html", "json", "md")
+
+_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
+        "margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f4}"
+        ".meta{color:#555}")
+
+
+def _html_table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
+    if not rows:
+        return "<p>(none)</p>"
+    cols = list(columns or rows[0])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in cols) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _meta(comparison: Comparison) -> dict:
+    return {"generated_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "run_ids": [r.run_id for r in comparison.runs],
+            "devices": sorted({r.device for r in comparison.runs if r.device}),
+            "datasets": sorted({r.dataset for r in comparison.runs if r.dataset})}
+
+
+def export_report(store: RunStore, run_ids: Sequence[str], out: Path | str, *,
+                  formats: Sequence[str] = FORMATS, include_students: bool = True,
+                  projection: str = "tsne", device="cpu", max_points: int = 1000) -> list[Path]:
+    """Write ``out`` (HTML) and its ``.json`` / ``.md`` siblings; returns the paths written."""
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise InputError(f"formats: expected some of {', '.join(FORMATS)}, found {list(formats)!r}")
+    out = Path(out)
+    comp = compare_runs(store, run_ids)
+    meta = _meta(comp)
+    students = None
+    pair = comp.first_pair()
+    if include_students and pair is not None:
+        students = student_comparison(store, pair.on_id, pair.off_id, method=projection,
+                                      max_points=max_points, device=device)
+    elif include_students:
+        comp.notes.append("students: no KDCI on/off pair among these runs, so no student views")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in dict.fromkeys(formats):
+        path = out if fmt == "html" and out.suffix.lower() in (".html", ".htm") else out.with_suffix(f".{fmt}")
+        if fmt == "json":
+            path.write_text(json.dumps({**meta, "comparison": comp.to_dict(),
+                                        "students": students.to_dict() if students else None}, indent=2))
+        elif fmt == "md":
+            path.write_text(_markdown(comp, meta, students))
+        else:
+            path.write_text(_html(store, comp, meta, students))
+        written.append(path)
+    return written
+
+
+def _header_lines(meta: dict) -> list[str]:
+    return [f"Generated {meta['generated_at']}", f"Runs: {', '.join(meta['run_ids'])}",
+            f"Device: {', '.join(meta['devices']) or 'unknown'}", f"Dataset: {', '.join(meta['datasets'])}"]
+
+
+def _markdown(comp: Comparison, meta: dict, students: StudentComparison | None) -> str:
+    text = "# KDCI comparison report\n\n" + "\n".join(f"- {line}" for line in _header_lines(meta)) + "\n\n"
+    text += comp.to_markdown()
+    if students is not None:
+        s = students.to_dict()
+        text += (f"\n## Students: {s['labels'][0]} vs {s['labels'][1]}\n\n"
+                 f"- fixed (right with KDCI, wrong without): {s['fixed']}\n"
+                 f"- broken (wrong with KDCI, right without): {s['broken']}\n\n"
+                 + md_table([{"class": c, "delta (points)": f"{d:+.2f}"} for c, d in s["per_class_delta"].items()])
+                 + "\n")
+    return text
+
+
+def _html(store: RunStore, comp: Comparison, meta: dict, students: StudentComparison | None) -> str:
+    from plotly.offline import get_plotlyjs
+
+    def fig_html(fig) -> str:
+        return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+
+    runs = [store.get(r.run_id).series() for r in comp.runs]
+    body = ["<h1>KDCI comparison report</h1>",
+            "".join(f'<p class="meta">{html.escape(line)}</p>' for line in _header_lines(meta)),
+            "<h2>Final student accuracy (mean ± sample std over seeds)</h2>",
+            _html_table(accuracy_table(comp), ["method", "KDCI", "seeds", "accuracy (%)", "runs"]),
+            "<h2>KDCI gain (on − off, paired by seed)</h2>"]
+    if comp.gains:
+        body += [_html_table(gain_table(comp)), fig_html(gain_figure(comp)), "<h3>Pairs</h3>",
+                 _html_table(pairs_table(comp))]
+    else:
+        body.append("<p>No KDCI-on run has a KDCI-off partner of the same method and seed.</p>")
+    body += ["<h2>Training curves</h2>", fig_html(curves_figure(runs, "epoch", 0.0, "student_accuracy")),
+             fig_html(curves_figure(runs, "epoch", 0.0, "loss"))]
+    if students is not None:
+        body.append(f"<h2>Students: {html.escape(students.labels[0])} vs {html.escape(students.labels[1])}</h2>")
+        body += [fig_html(f) for f in students.figures().values()]
+    if comp.notes:
+        body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in comp.notes) + "</ul>")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>KDCI comparison report</title>'
+            f'<style>{_CSS}</style>\n<script type="text/javascript">{get_plotlyjs()}</script>\n</head>\n<body>\n'
+            + "\n".join(body) + "\n</body></html>\n")

@@ -1,0 +1,37 @@
+"""Table rows of a comparison (what the Compare page, the HTML and the Markdown report show):
+accuracy per method and setting, the paired gain with its test, and the pairs themselves."""
+
+from __future__ import annotations
+
+
+def _pm(mean: float | None, std: float | None, digits: int = 2, sign: bool = False) -> str:
+    if mean is None:
+        return "n/a"
+    m = f"{mean:+.{digits}f}" if sign else f"{mean:.{digits}f}"
+    return m if std is None else f"{m} ± {std:.{digits}f}"
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def accuracy_table(comparison) -> list[dict]:
+    """Rows of final student accuracy per method and KDCI setting (mean ± sample std over seeds)."""
+    return [{"method": g.method, "KDCI": "on" if g.kdci else "off", "seeds": g.n,
+             "accuracy (%)": _pm(g.mean, g.std), "mean": g.mean, "std": g.std,
+             "runs": ", ".join(g.run_ids)} for g in comparison.groups]
+
+
+def gain_table(comparison) -> list[dict]:
+    """Rows of the paired KDCI gain per method, with the paired t-test across seeds."""
+    return [{"method": m.method, "pairs": m.n, "gain (points)": _pm(m.mean, m.std, sign=True),
+             "p-value (paired t)": _fmt(m.p_value, ".3g"), "positive pairs": f"{m.positive}/{m.n}",
+             "wall time on/off": _fmt(m.wall_time_ratio, ".2f") + ("×" if m.wall_time_ratio else ""),
+             "peak memory on/off": _fmt(m.peak_memory_ratio, ".2f") + ("×" if m.peak_memory_ratio else "")}
+            for m in comparison.gains.values()]
+
+
+def pairs_table(comparison) -> list[dict]:
+    return [{"method": p.method, "seed": p.seed, "KDCI on": f"{p.on_accuracy:.2f}",
+             "KDCI off": f"{p.off_accuracy:.2f}", "gain": f"{p.gain:+.2f}", "on run": p.on_id,
+             "off run": p.off_id} for m in comparison.gains.values() for p in m.pairs]

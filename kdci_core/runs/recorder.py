@@ -1,0 +1,144 @@
+"""The run recorder: loop callbacks that write a run's records into its folder, and its heartbeat.
+
+Commit order of an epoch (:class:`EpochRecorder`): the checkpoint (atomic rename), then the
+epoch's metrics line (one append), then the status (atomic rename). A worker killed anywhere in
+between leaves a checkpoint at least as new as the metrics, so a resume, which rewrites the
+metrics from the checkpoint's own history, continues with epochs 1..N exactly: never a metrics
+line without its checkpoint, never a silent restart from step 0.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from ..common.jsonio import atomic_write_text
+from ..common.progress import Progress
+from ..distill import Callback, save_state
+from ..figures.runs import curves_figure
+from ..models.weights import save_checkpoint
+from .status import RUNNING
+from .store import Run
+
+CHECKPOINT = "checkpoint.safetensors"
+STUDENT = "student.safetensors"
+HEARTBEAT_S = 1.0
+FIGURES = ("student_accuracy", "loss")
+
+
+class Cancelled(KeyboardInterrupt):
+    """Raised inside the loop when the run's cancel was requested (flag file or SIGTERM)."""
+
+
+class EpochRecorder(Callback):
+    """Commits every epoch: checkpoint, then metrics line, then status (see the module doc)."""
+
+    def __init__(self, run: Run):
+        self.run, self.pending = run, None
+
+    def on_epoch_end(self, record: dict) -> None:
+        self.pending = record
+
+    def on_checkpoint(self, state: dict) -> None:
+        record = self.pending if self.pending is not None else state["history"][-1]
+        save_state(state, self.run.path(CHECKPOINT))
+        self.run.append_metrics(record)
+        self.run.set_status(RUNNING, checkpoint_step=state["step"], epoch=record.get("epoch"))
+        self.pending = None
+
+
+class CancelCheck(Callback):
+    """Ends the run with :class:`Cancelled` once its cancel flag appears: after every student step,
+    and inside the method's long loops through the progress callback it wraps (:meth:`wrap`)."""
+
+    def __init__(self, run: Run):
+        self.run = run
+
+    def check(self) -> None:
+        if self.run.cancel_requested():
+            raise Cancelled("cancel requested")
+
+    def on_step_end(self, step: int, metrics: dict) -> None:
+        self.check()
+
+    def wrap(self, progress: Progress) -> Progress:
+        def checked(done: int, total: int, desc: str) -> None:
+            self.check()
+            if progress is not None:
+                progress(done, total, desc)
+        return checked
+
+
+class ResultRecorder(Callback):
+    """At the end: the raw student's weights (safetensors) and ``result.json``."""
+
+    def __init__(self, run: Run):
+        self.run, self.distiller = run, None
+
+    def on_fit_start(self, distiller) -> None:
+        self.distiller = distiller
+
+    def on_fit_end(self, result: dict) -> None:
+        d = self.distiller
+        result["run_id"] = self.run.run_id
+        save_checkpoint(d.student, self.run.path(STUDENT),
+                        metadata={"arch": d.cfg.student, "num_classes": d.info.num_classes,
+                                  "in_channels": d.info.in_channels, "run_id": self.run.run_id})
+        self.run.write_result(result)
+
+
+class FigureRecorder(Callback):
+    """At the end: the run's curves as plotly JSON in ``figures/`` (``plotly.io.read_json``)."""
+
+    def __init__(self, run: Run):
+        self.run = run
+
+    def on_fit_end(self, result: dict) -> None:
+        save_figures(self.run)
+
+
+def save_figures(run: Run) -> None:
+    folder = run.path("figures")
+    folder.mkdir(exist_ok=True)
+    for y in FIGURES:
+        atomic_write_text(folder / f"{y}.json", curves_figure([run.series()], x="epoch", y=y).to_json())
+
+
+def recorders(run: Run) -> list[Callback]:
+    """Every callback that records a run, in commit order."""
+    return [CancelCheck(run), EpochRecorder(run), ResultRecorder(run), FigureRecorder(run)]
+
+
+class Heartbeat(threading.Thread):
+    """The worker's sign of life, a timestamp file rewritten every second for the worker's whole
+    life (queued for a slot, loading data, in the loop): a thread, not a loop callback, because
+    it must beat while no loop runs. Use as a context manager."""
+
+    def __init__(self, run: Run, every: float = HEARTBEAT_S):
+        super().__init__(daemon=True, name=f"heartbeat-{run.run_id}")
+        self.run_, self.every, self.stopped = run, every, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.run_.heartbeat()
+            except OSError:
+                pass  # a full disk must not kill the run; the monitor will notice staleness
+            self.stopped.wait(self.every)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def __enter__(self) -> "Heartbeat":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def worker_log_line(run: Run, text: str) -> None:
+    """One timestamped line in the run's ``worker.log`` (what the worker decided, for a reader)."""
+    with open(run.path("worker.log"), "a") as f:
+        f.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}] {text}\n")

@@ -1,0 +1,20 @@
+"""The one run-status vocabulary: every writer and reader of a run's status uses these names.
+
+A run is created ``queued``, becomes ``running`` when its worker starts the loop, and ends
+``finished``, ``failed`` or ``cancelled``. ``ACTIVE`` runs have (or wait for) a worker, which the
+monitor checks; ``TERMINAL`` runs are done; ``RESUMABLE`` runs can continue from their last
+checkpoint in a new worker.
+"""
+
+from __future__ import annotations
+
+QUEUED = "queued"
+RUNNING = "running"
+FINISHED = "finished"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+STATUSES = (QUEUED, RUNNING, FINISHED, FAILED, CANCELLED)
+ACTIVE = (QUEUED, RUNNING)
+TERMINAL = (FINISHED, FAILED, CANCELLED)
+RESUMABLE = (FAILED, CANCELLED)

@@ -1,0 +1,232 @@
+"""The on-disk run store: one folder per run under ``$KDCI_HOME/runs`` (default ``~/.kdci``).
+
+Each run folder holds ``config.json`` (what was asked), ``status.json`` (state, pid, error,
+timestamps), ``metrics.jsonl`` (one JSON object per evaluation, appended as they arrive),
+``result.json`` (the final summary), ``student.safetensors``, and while it runs
+``heartbeat`` (the worker's last sign of life), ``checkpoint.safetensors`` (the resumable state,
+see kdci_core.distill.state), ``worker.log`` and ``cancel`` (a cancel request). Plain files,
+readable without the app; every whole-file write is atomic (temp file + rename); a torn last
+metrics line (a worker killed mid-write) is skipped on read. ``index.sqlite`` (index.py) mirrors
+each run's summary for listing; the folders are the truth and rebuild it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+
+from ..common.errors import InputError
+from ..common.jsonio import atomic_write_json, atomic_write_text, json_default, read_json
+from ..common.paths import kdci_home
+from .index import RunIndex
+from .status import QUEUED, RUNNING, STATUSES
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def validate_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or ".." in run_id:
+        raise InputError(f"run id {run_id!r}: expected letters, digits, '-', '_' or '.' "
+                         "(no path separators), at most 128 characters")
+    return run_id
+
+
+class Run:
+    """Handle on one run folder (and the store's index, kept in step with it)."""
+
+    def __init__(self, root: Path, index: RunIndex | None = None):
+        self.root = root
+        self.run_id = root.name
+        self.index = index
+
+    # --- writing -------------------------------------------------------------------------
+    def set_status(self, status: str, **fields) -> dict:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        state = self.status()
+        state.update(fields, status=status, updated_at=time.time())
+        if status == RUNNING:
+            state.setdefault("started_at", time.time())
+        atomic_write_json(self.root / "status.json", state)
+        self.sync_index(state)
+        return state
+
+    def sync_index(self, state: dict | None = None) -> None:
+        """Write this run's row of the index from its folder (or from ``state`` just written)."""
+        if self.index is not None:
+            self.index.upsert(self.index_row(state))
+
+    def index_row(self, state: dict | None = None) -> dict:
+        """This run's row of the SQLite index."""
+        state = state if state is not None else self.status()
+        cfg, result = self.config(), self.result() or {}
+        last = self.last_metrics()
+        return {"run_id": self.run_id, "name": state.get("name"), "status": state.get("status"),
+                "method": cfg.get("method"), "kdci": cfg.get("kdci"), "dataset": cfg.get("dataset"),
+                "student": cfg.get("student"), "seed": cfg.get("seed"), "k": cfg.get("k"),
+                "ablation": cfg.get("ablation"), "created_at": state.get("created_at"),
+                "updated_at": state.get("updated_at"), "pid": state.get("pid"),
+                "host": state.get("host"), "backend": state.get("backend"),
+                "student_accuracy": result.get("student_accuracy", (last or {}).get("student_accuracy")),
+                "teacher_accuracy": result.get("teacher_accuracy"),
+                "last_epoch": (last or {}).get("epoch"), "epochs": cfg.get("epochs"),
+                "error": state.get("error"), "config": cfg}
+
+    def heartbeat(self) -> None:
+        """The worker is alive (a timestamp in its own file: no race with status writes)."""
+        tmp = self.root / f".heartbeat.{os.getpid()}.tmp"
+        tmp.write_text(f"{time.time():.3f}")
+        os.replace(tmp, self.root / "heartbeat")
+
+    def last_heartbeat(self) -> float | None:
+        try:
+            return float((self.root / "heartbeat").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def request_cancel(self) -> None:
+        (self.root / "cancel").write_text(f"{time.time():.3f}")
+
+    def clear_cancel(self) -> None:
+        (self.root / "cancel").unlink(missing_ok=True)
+
+    def cancel_requested(self) -> bool:
+        return (self.root / "cancel").exists()
+
+    def write_metrics(self, records: list[dict]) -> None:
+        """Replace the metrics file by ``records`` (atomically): a resume makes it the checkpoint's
+        history, so records past the checkpoint are dropped and none is missing or doubled."""
+        atomic_write_text(self.root / "metrics.jsonl",
+                          "".join(json.dumps(m, default=json_default) + "\n" for m in records))
+
+    def append_metrics(self, record: dict) -> None:
+        """One record as one line, written by a single ``write`` to an O_APPEND file: a reader sees
+        the whole line or (a worker killed mid-write) a torn one it skips."""
+        line = (json.dumps(record, default=json_default) + "\n").encode()
+        fd = os.open(self.root / "metrics.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+        self.sync_index()  # the run table shows the newest epoch and accuracy
+
+    def write_result(self, result: dict) -> None:
+        atomic_write_json(self.root / "result.json", result)
+        self.sync_index()
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    # --- reading -------------------------------------------------------------------------
+    def config(self) -> dict:
+        return read_json(self.root / "config.json") or {}
+
+    def status(self) -> dict:
+        return read_json(self.root / "status.json") or {"status": QUEUED}
+
+    def result(self) -> dict | None:
+        return read_json(self.root / "result.json")
+
+    def metrics(self) -> list[dict]:
+        path = self.root / "metrics.jsonl"
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # torn write of a killed worker
+        return out
+
+    def last_metrics(self) -> dict | None:
+        records = self.metrics()
+        return records[-1] if records else None
+
+    def history(self) -> list[dict]:
+        """Per-epoch records: the metrics file, or the result's history when that file is missing."""
+        return self.metrics() or list((self.result() or {}).get("history") or [])
+
+    @property
+    def label(self) -> str:
+        return run_label(self.config())
+
+    def series(self) -> dict:
+        """What a curve of this run needs, as plain data: id, label, config, history."""
+        return {"run_id": self.run_id, "label": self.label, "config": self.config(),
+                "history": self.history()}
+
+    def summary(self) -> dict:
+        st = self.status()
+        return {"run_id": self.run_id, "name": st.get("name"), "status": st.get("status"),
+                "pid": st.get("pid"), "host": st.get("host"), "backend": st.get("backend"),
+                "error": st.get("error"), "created_at": st.get("created_at"),
+                "updated_at": st.get("updated_at"), "heartbeat_at": self.last_heartbeat(),
+                "config": self.config(), "history": self.metrics(), "result": self.result()}
+
+
+def run_label(config: dict) -> str:
+    """How a run is named in tables and legends: method, KDCI setting, seed."""
+    return f"{config.get('method')} kdci={'on' if config.get('kdci') else 'off'} seed {config.get('seed')}"
+
+
+class RunStore:
+    """All runs under one home directory."""
+
+    def __init__(self, home: Path | str | None = None):
+        self.home = Path(home) if home is not None else kdci_home()
+        self.runs_dir = self.home / "runs"
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        fresh = not (self.home / "index.sqlite").exists()
+        self.index = RunIndex(self.home / "index.sqlite")
+        if fresh or self.index.run_ids() != {p.name for p in self._folders()}:
+            self.rebuild_index()
+
+    def _folders(self) -> list[Path]:
+        return [p for p in self.runs_dir.iterdir() if (p / "config.json").exists()]
+
+    def rebuild_index(self) -> int:
+        """Re-read every run folder into the index (the folders are the truth)."""
+        known = set()
+        for p in self._folders():
+            run = Run(p, self.index)
+            try:
+                run.sync_index()
+                known.add(run.run_id)
+            except InputError:
+                continue  # a corrupt run folder is listed by nothing, reported by `runs show`
+        for stale in self.index.run_ids() - known:
+            self.index.delete(stale)
+        return len(known)
+
+    def rows(self, **query) -> list[dict]:
+        """Index rows (see RunIndex.query: status/method/dataset/text filters, sort, limit)."""
+        return self.index.query(**query)
+
+    def create(self, config: dict, *, name: str | None = None) -> Run:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = name or f"{stamp}-{config.get('method', 'run')}-{'kdci' if config.get('kdci') else 'base'}"
+        run_id = validate_run_id(f"{base}-{secrets.token_hex(3)}" if name is None else base)
+        root = self.runs_dir / run_id
+        try:
+            root.mkdir(parents=True)
+        except FileExistsError:
+            raise InputError(f"run name {run_id!r}: a run with that name already exists") from None
+        run = Run(root, self.index)
+        atomic_write_json(root / "config.json", config)
+        run.set_status(QUEUED, created_at=time.time(), name=name)
+        return run
+
+    def get(self, run_id: str) -> Run:
+        root = self.runs_dir / validate_run_id(run_id)
+        if not (root / "config.json").exists():
+            raise InputError(f"run id {run_id!r}: no such run in {self.runs_dir}")
+        return Run(root, self.index)
+
+    def list(self) -> list[Run]:
+        runs = [Run(p, self.index) for p in self._folders()]
+        return sorted(runs, key=lambda r: r.status().get("created_at", 0), reverse=True)

@@ -1,0 +1,128 @@
+"""The worker entry point every backend runs: one stored run, executed in this process.
+
+It waits for a concurrency slot (queued), then runs the distillation loop with the run's
+recorder callbacks (checkpoint, metrics and status after every epoch, cancel checks, the result
+and figures at the end) and a heartbeat thread, and leaves the run ``finished``, ``failed`` or
+``cancelled`` whatever happens. The same function runs in a local detached process
+(``python -m kdci_core worker RUN_ID``) and inside a Ray actor.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable
+
+from ..common.errors import InputError
+from ..common.progress import Progress
+from ..distill import Callback, DistillConfig, Distiller, StepProgress, load_state
+from .recorder import CHECKPOINT, CancelCheck, Cancelled, Heartbeat, recorders, worker_log_line
+from .status import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING
+from .store import Run, RunStore
+
+
+@contextmanager
+def slot(home: Path, slots: int | None, run: Run):
+    """Hold one of ``slots`` lock files for the run's duration (None: no limit)."""
+    if not slots:
+        yield
+        return
+    folder = home / "slots"
+    folder.mkdir(parents=True, exist_ok=True)
+    while True:
+        for i in range(slots):
+            f = open(folder / f"slot-{i}.lock", "w")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                continue
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+                f.close()
+            return
+        if run.cancel_requested():
+            raise Cancelled("cancelled while queued")
+        run.heartbeat()
+        time.sleep(0.5)
+
+
+def restore_point(run: Run) -> dict | None:
+    """The checkpoint a resume continues from (None: there is none yet), with the run's metrics
+    rewritten to the checkpoint's own history: records past it are dropped, none is missing."""
+    if not run.path(CHECKPOINT).exists():
+        worker_log_line(run, "resume: no checkpoint yet (the run stopped before its first epoch "
+                             "ended); starting from step 0")
+        run.write_metrics([])
+        return None
+    state = load_state(run.path(CHECKPOINT))
+    run.write_metrics(list(state["history"]))
+    worker_log_line(run, f"resume: from the checkpoint at step {state['step']} "
+                         f"(epoch {len(state['history'])})")
+    return state
+
+
+def execute(run: Run, *, home: Path | None = None, resume: bool = False, slots: int | None = None,
+            backend: str = "local", progress: Progress = None, callbacks: Iterable[Callback] = (),
+            distiller: Distiller | None = None) -> dict | None:
+    """Run ``run`` (its stored config) here; returns the result, or None if it was cancelled.
+
+    ``callbacks`` follow the run's recorders (so they see each epoch after it is committed);
+    ``distiller``: one already built from the same config (``run_inline`` builds it first so
+    that bad input is rejected before a run exists)."""
+    home = Path(home) if home is not None else run.root.parent.parent
+    previous = signal.signal(signal.SIGTERM, _raise_cancelled) \
+        if threading.current_thread() is threading.main_thread() else None
+    if resume:
+        run.clear_cancel()
+    run.set_status(QUEUED, pid=os.getpid(), host=socket.gethostname(), backend=backend)
+    try:
+        with Heartbeat(run), slot(home, slots, run):
+            state = restore_point(run) if resume else None
+            run.set_status(RUNNING, pid=os.getpid(), error=None, traceback=None,
+                           resumed_from_step=state["step"] if state else None, started_at=time.time())
+            records = recorders(run)
+            checked = next(cb for cb in records if isinstance(cb, CancelCheck)).wrap(progress)
+            if distiller is None:
+                distiller = Distiller(DistillConfig.from_dict(run.config()), progress=checked)
+            else:
+                distiller.set_progress(checked)
+            result = distiller.fit(resume=state, callbacks=[StepProgress(progress), *records, *callbacks])
+            run.set_status(FINISHED, pid=None, finished_at=time.time())
+            return result
+    except Cancelled as exc:
+        run.set_status(CANCELLED, pid=None, error=f"cancelled: {exc}")
+    except KeyboardInterrupt:
+        run.set_status(CANCELLED, pid=None, error="cancelled: interrupted")
+        raise
+    except InputError as exc:
+        run.set_status(FAILED, pid=None, error=f"rejected input: {exc}")
+        raise
+    except BaseException as exc:
+        run.set_status(FAILED, pid=None, error=f"{type(exc).__name__}: {exc}",
+                       traceback=traceback.format_exc(limit=8))
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return None
+
+
+def _raise_cancelled(signum, frame):
+    raise Cancelled("terminated (SIGTERM)")
+
+
+def execute_by_id(run_id: str, home: str | None = None, *, resume: bool = False,
+                  slots: int | None = None, backend: str = "local") -> dict | None:
+    """Entry point for processes and Ray actors: find the run in the store at ``home``."""
+    store = RunStore(home)
+    return execute(store.get(run_id), home=store.home, resume=resume, slots=slots, backend=backend)

@@ -1,0 +1,89 @@
+"""What is known about one teacher on one dataset: the ``TeacherReport`` that the Teacher page and
+``teacher inspect`` both show (validation result, parameters, test and per-class accuracy).
+
+All checkpoint reading is :func:`load_teacher`'s (never plain unpickling); this module scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..common.errors import InputError
+from ..data import LabeledDataset, load_dataset
+from ..models.evaluation import evaluate
+from .builtin import builtin_teacher
+from .load import TeacherBundle, load_teacher
+
+
+@dataclass
+class TeacherReport:
+    """What the Teacher page shows about one validated teacher on one dataset."""
+
+    arch: str
+    checkpoint_format: str
+    source: str
+    dataset: str
+    data_source: str
+    num_classes: int
+    in_channels: int
+    parameters: int
+    accuracy: float
+    per_class: list
+    class_names: list
+    confusion: np.ndarray
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def headline(self) -> str:
+        return f"valid {self.arch} checkpoint ({self.checkpoint_format})"
+
+    def to_dict(self) -> dict:
+        """JSON-safe (the confusion matrix as nested lists)."""
+        d = asdict(self)
+        d["confusion"] = np.asarray(self.confusion).tolist()
+        return d
+
+
+def report_for(bundle: TeacherBundle, data: LabeledDataset, device: torch.device) -> TeacherReport:
+    """Score a loaded teacher on the dataset's test split."""
+    info = data.info
+    if bundle.num_classes != info.num_classes:
+        raise InputError(f"class count: the teacher has {bundle.num_classes} classes, dataset "
+                         f"{info.name!r} has {info.num_classes}")
+    ev = evaluate(bundle.model, data.test, num_classes=info.num_classes, device=device)
+    return TeacherReport(
+        arch=bundle.arch, checkpoint_format=bundle.checkpoint_format, source=bundle.source,
+        dataset=info.name, data_source=str(data.source), num_classes=bundle.num_classes,
+        in_channels=bundle.in_channels, parameters=bundle.parameter_count, accuracy=ev.accuracy,
+        per_class=list(ev.per_class), class_names=[str(c) for c in info.class_names],
+        confusion=ev.confusion, metadata=dict(bundle.metadata or {}))
+
+
+def inspect_checkpoint(path, arch: str, num_classes: int, dataset: str, data_root=None, *,
+                       device: torch.device | str = "cpu", data: LabeledDataset | None = None
+                       ) -> TeacherReport:
+    """Validate a saved teacher file against ``arch``/``num_classes``/``dataset`` and score it.
+
+    Every problem (unsafe pickle, wrong architecture, class or channel mismatch, missing data)
+    surfaces as an :class:`InputError` from the engine.
+    """
+    device = torch.device(device)
+    data = data if data is not None else load_dataset(dataset, data_root or None)
+    if int(num_classes) != data.info.num_classes:
+        raise InputError(f"class count: expected the {data.info.num_classes} classes of dataset "
+                         f"{data.info.name!r}, found {int(num_classes)} entered")
+    bundle = load_teacher(Path(path), arch, num_classes=int(num_classes),
+                          in_channels=data.info.in_channels, device=device)
+    return report_for(bundle, data, device)
+
+
+def builtin_report(device: torch.device | str = "cpu", progress=None,
+                   data: LabeledDataset | None = None) -> TeacherReport:
+    """The built-in digits teacher (trained on first use, with ``progress``) and its scores."""
+    device = torch.device(device)
+    bundle = builtin_teacher(device=device, progress=progress)
+    return report_for(bundle, data if data is not None else load_dataset("digits"), device)

@@ -1,0 +1,90 @@
+"""AppTest over the Compare page: four tiny finished runs (KDCI on/off x seeds 0, 1) are
+preselected by default or by a ``?runs=`` deep link; tables, gain, curves, students and the
+report's download buttons render without an exception."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.helpers import MAIN, finished_runs
+
+PAGE = "../pages/compare.py"
+
+
+@pytest.fixture(scope="module")
+def runs(builtin):
+    return finished_runs()  # the same four runs as tests/reports/test_reports.py
+
+
+@pytest.fixture
+def home(runs, monkeypatch):
+    store, ids = runs
+    monkeypatch.setenv("KDCI_HOME", str(store.home))
+    return ids
+
+
+def _page(link: str | None = None) -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.switch_page(PAGE)  # straight to Compare: the Teacher page is not rendered first
+    if link is not None:
+        at.query_params["runs"] = link
+    at.run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Compare runs"]
+    return at
+
+
+def test_default_selection_and_tables(home):
+    ids = home
+    at = _page()
+    assert not at.error, at.error
+    assert set(at.multiselect(key="cmp_runs").value) == set(ids.values())
+    tables = at.dataframe
+    assert len(tables) == 3  # final accuracy, gain, pairs
+    acc = tables[0].value
+    assert list(acc["KDCI"]) == ["on", "off"] and list(acc["seeds"]) == [2, 2]
+    assert list(tables[2].value["seed"]) == [0, 1]
+    assert len(at.get("plotly_chart")) == 2  # gain, curves
+    assert set(at.query_params["runs"][0].split(",")) == set(ids.values())  # a shareable link
+
+
+def test_query_param_preselects(home):
+    ids = home
+    pick = [ids[(True, 0)], ids[(False, 0)]]
+    at = _page(",".join(pick))
+    assert at.multiselect(key="cmp_runs").value == pick
+    acc = at.dataframe[0].value
+    assert list(acc["seeds"]) == [1, 1]
+    at2 = _page(f"{ids[(True, 1)]},not-a-run")
+    assert at2.multiselect(key="cmp_runs").value == [ids[(True, 1)]]
+    assert any("not-a-run" in w.value for w in at2.warning)
+    assert any("No KDCI-on run" in i.value for i in at2.info)  # one setting only: no gain
+
+
+def test_curve_controls(home):
+    at = _page()
+    at.slider(key="cmp_smooth").set_value(0.6)
+    at.radio(key="cmp_x").set_value("wall_time")
+    at.radio(key="cmp_y").set_value("loss").run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_students_and_report_downloads(home):
+    at = _page()
+    at.radio(key="cmp_proj").set_value("pca")
+    at.button(key="cmp_students_go").click().run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    assert len(at.get("plotly_chart")) == 6  # + embedding, per-class delta, fixed, broken
+    assert any("Corrected examples" in c.value for c in at.caption)
+    at.checkbox(key="cmp_report_students").uncheck()
+    at.button(key="cmp_report_go").click().run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    assert len(at.get("download_button")) == 3
+
+
+def test_no_finished_runs(runs, monkeypatch, tmp_path):
+    monkeypatch.setenv("KDCI_HOME", str(tmp_path))
+    at = _page()
+    assert any("Runs page" in i.value for i in at.info)

@@ -1,0 +1,79 @@
+"""AppTest over the Substitution data and Confounder dictionary pages on the built-in teacher:
+they render without an exception, make data on a click, and show the figures and numbers."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.helpers import MAIN
+
+
+def _page(path: str) -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=300)
+    at.run()
+    at.switch_page(path)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _metric(at, label):
+    found = [m for m in at.metric if m.label == label]
+    assert found, f"no {label!r} metric; metrics: {[m.label for m in at.metric]}"
+    return found[0].value
+
+
+@pytest.fixture(scope="module")
+def substitution_page(builtin):
+    at = _page("../pages/substitution.py")
+    assert [t.value for t in at.title] == ["Substitution data"]
+    at.number_input(key="sub_rounds").set_value(2)
+    at.button(key="sub_go").click().run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    return at
+
+
+def test_substitution_page_shows_shift(substitution_page):
+    at = substitution_page
+    assert _metric(at, "Images") == "128"  # 2 rounds of DeepInv's 64 images
+    assert float(_metric(at, "FID vs test split")) > 0
+    assert 0 < float(_metric(at, "Normalised entropy")) <= 1
+    assert any("FID extractor" in c.value for c in at.caption)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # grid, proportions, rounds
+
+
+def test_substitution_page_sampling_method(substitution_page):
+    at = substitution_page
+    at.selectbox(key="sub_method").set_value("dfnd").run()
+    assert at.number_input(key="sub_rounds").disabled
+    assert at.button(key="sub_go").label == "Sample substitution data"
+    at.selectbox(key="sub_fid").set_value("none").run()
+    at.button(key="sub_go").click().run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    assert _metric(at, "Images") == "2,000"
+    assert not [m for m in at.metric if m.label == "FID vs test split"]
+    assert any("selects its data once" in i.value for i in at.info)
+
+
+def test_dictionary_page_uses_existing_data_and_recommends_k(substitution_page):
+    at = _page("../pages/dictionary.py")  # same server-wide store as the page above
+    assert [t.value for t in at.title] == ["Confounder dictionary"]
+    assert not at.error, at.error
+    assert len(at.get("plotly_chart")) == 3  # projection, P(z), K curve
+    rec = [m.value for m in at.markdown if "Recommended K" in m.value]
+    assert rec and "default in the paper: 32" in rec[0]
+    at.number_input(key="dict_k").set_value(5).run()
+    assert any("K' = 5" in c.value or "K' = 4" in c.value for c in at.caption)
+    at.radio(key="dict_view").set_value("tsne").run()
+    assert not at.exception and not at.error
+
+
+def test_dictionary_page_makes_data_on_request(substitution_page):
+    at = _page("../pages/dictionary.py")
+    at.selectbox(key="dict_method").set_value("fast").run()
+    assert at.button(key="dict_make").label.startswith("Make fast")
+    at.button(key="dict_make").click().run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    assert len(at.get("plotly_chart")) == 3

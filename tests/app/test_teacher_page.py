@@ -1,0 +1,144 @@
+"""Dashboard tests: the app starts on the Teacher page, the built-in teacher is shown with its
+accuracy, and uploaded files are validated safely (AppTest cannot drive st.file_uploader, so the
+upload step is tested through ``kdci_core.teachers``)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from tests.helpers import MAIN
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """One KDCI_HOME for the whole module, so the built-in teacher trains once."""
+    path = tmp_path_factory.mktemp("kdci_home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KDCI_HOME", str(path))
+    yield path
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def app_run(home):
+    """The app run once from its entry point (trains the built-in teacher on first use)."""
+    at = AppTest.from_file(MAIN, default_timeout=300)
+    at.run(timeout=300)
+    return at
+
+
+def _metric(at, label):
+    found = [m for m in at.metric if m.label == label]
+    assert found, f"no {label!r} metric; metrics: {[m.label for m in at.metric]}"
+    return found[0].value
+
+
+def test_main_shows_teacher_page(app_run):
+    assert not app_run.exception, app_run.exception
+    assert [t.value for t in app_run.title] == ["Teacher"]
+    assert app_run.radio[0].value == "Built-in digits teacher"
+
+
+def test_builtin_teacher_accuracy(app_run, home):
+    at = app_run
+    assert not at.exception and not at.error, (at.exception, at.error)
+    accuracy = float(_metric(at, "Test accuracy").rstrip("%"))
+    assert accuracy > 85.0
+    assert _metric(at, "Input channels") == "1" and _metric(at, "Classes") == "10"
+    assert any(s.value.startswith("valid ") for s in at.success)
+    teacher = at.session_state["teacher"]
+    assert teacher["source"] == "builtin" and teacher["dataset"] == "digits"
+    assert list((home / "teachers").glob("builtin-*.safetensors"))
+    at.run()  # a rerun is served from the cache
+    assert not at.exception and _metric(at, "Test accuracy") == f"{accuracy:.2f}%"
+
+
+def test_upload_mode_without_file(app_run):
+    at = app_run
+    at.radio[0].set_value("Upload a checkpoint").run()
+    assert not at.exception
+    assert [s.label for s in at.selectbox][:2] == ["Architecture", "Dataset"]
+    assert at.info and "Upload a teacher file" in at.info[0].value
+    assert "teacher" not in at.session_state  # no stale teacher while nothing is uploaded
+    at.radio[0].set_value("Built-in digits teacher").run()
+
+
+def _small_teacher(num_classes=10):
+    from kdci_core.models import build_model
+    torch.manual_seed(0)
+    return build_model("lenet5", num_classes=num_classes, in_channels=1)
+
+
+def test_upload_valid_checkpoint(home):
+    from kdci_core.models.weights import save_checkpoint
+    from kdci_core.figures.teacher import confusion_figure, per_class_figure
+    from kdci_core.teachers import inspect_checkpoint, save_upload
+    src = save_checkpoint(_small_teacher(), home / "src" / "lenet.safetensors")
+    path, digest = save_upload("../../evil dir/lenet.safetensors", src.read_bytes())
+    assert path == home / "uploads" / "lenet.safetensors" and len(digest) == 64
+    report = inspect_checkpoint(path, "lenet5", 10, "digits")
+    assert report.headline == "valid lenet5 checkpoint (safetensors)"
+    assert report.num_classes == 10 and report.in_channels == 1 and report.parameters > 0
+    assert 0.0 <= report.accuracy <= 100.0 and len(report.per_class) == 10
+    assert int(report.confusion.sum()) > 0
+    assert list(per_class_figure(report).data[0].x) == [str(c) for c in range(10)]
+    assert confusion_figure(report).data[0].type == "heatmap"
+
+
+class _Pwn:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+def test_upload_malicious_pickle_is_refused(home, tmp_path):
+    from kdci_core.errors import InputError
+    from kdci_core.teachers import inspect_checkpoint, save_upload
+    pwned = tmp_path / "pwned"
+    payload = pickle.dumps({"state_dict": _Pwn(pwned)})
+    for blob in (payload, _torch_save_bytes(_Pwn(pwned), tmp_path)):
+        path, _ = save_upload("model.pt", blob)
+        with pytest.raises(InputError) as err:
+            inspect_checkpoint(path, "lenet5", 10, "digits")
+        assert "model.pt" in str(err.value)
+        assert not pwned.exists()
+
+
+def _torch_save_bytes(obj, tmp_path) -> bytes:
+    out = tmp_path / "zip.pt"
+    torch.save(obj, out)
+    return out.read_bytes()
+
+
+def test_upload_wrong_class_count(home):
+    from kdci_core.errors import InputError
+    from kdci_core.models.weights import save_checkpoint
+    from kdci_core.teachers import inspect_checkpoint, save_upload
+    src = save_checkpoint(_small_teacher(num_classes=5), home / "src" / "five.pt")
+    path, _ = save_upload("five.pt", src.read_bytes())
+    with pytest.raises(InputError) as err:
+        inspect_checkpoint(path, "lenet5", 10, "digits")
+    msg = str(err.value)
+    assert "10" in msg and "5" in msg and "class" in msg
+    with pytest.raises(InputError, match="digits"):  # entered count disagrees with the dataset
+        inspect_checkpoint(path, "lenet5", 5, "digits")
+
+
+def test_upload_limits_and_names(home):
+    from kdci_core.errors import InputError
+    from kdci_core.models.weights import MAX_CHECKPOINT_BYTES
+    from kdci_core.teachers import check_upload_size, sanitise_name
+    with pytest.raises(InputError, match="MiB"):
+        check_upload_size("huge.pt", MAX_CHECKPOINT_BYTES + 1)
+    with pytest.raises(InputError, match="empty"):
+        check_upload_size("empty.pt", 0)
+    assert sanitise_name("C:\\x\\..\\my model (1).pth") == "my_model__1_.pth"
+    assert sanitise_name("../..") == "checkpoint"
+    assert sanitise_name(".hidden.ts") == "hidden.ts"

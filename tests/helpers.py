@@ -1,0 +1,47 @@
+"""What several test modules share: where the repository and ../shared are, and a run config
+that finishes in seconds on a CPU."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FASHION = SHARED / "data" / "fashion-mnist"
+MAIN = str(REPO / "app" / "main.py")
+
+
+def tiny_config(**overrides):
+    """A distillation config that finishes in seconds on a CPU."""
+    from kdci_core.distill import DistillConfig
+
+    method = overrides.get("method", "deepinv")
+    params = ({"g_steps": 5, "synth_every": 5, "synth_batch": 32} if method == "deepinv"
+              else {"pool_size": 600, "n_select": 200})
+    base = dict(epochs=2, steps_per_epoch=5, batch_size=32, method_params=params)
+    base.update(overrides)
+    return DistillConfig(**base)
+
+
+FAST_DEEPINV = {"g_steps": 3, "synth_every": 2, "synth_batch": 40}
+#: ~1 s per run on a CPU, and enough steps that the students leave chance level and differ.
+RUN_OPTS = dict(epochs=3, steps_per_epoch=20, method_params=FAST_DEEPINV)
+_MADE: dict = {}
+
+
+def finished_runs() -> tuple:
+    """Four tiny deepinv runs (KDCI on/off x seeds 0, 1) in their own store, made once per session
+    (the reports tests and the Compare page's use the same ones). Needs the built-in teacher."""
+    from kdci_core.runs import RunStore, run_inline
+
+    if not _MADE:
+        home = Path(os.environ["KDCI_HOME"]) / "compare-store"
+        store = RunStore(home)
+        ids = {}
+        for seed in (0, 1):
+            for kdci in (True, False):
+                cfg = tiny_config(kdci=kdci, seed=seed, **RUN_OPTS)
+                ids[(kdci, seed)] = run_inline(cfg, store=store)["run_id"]
+        _MADE.update(home=home, ids=ids)
+    return RunStore(_MADE["home"]), dict(_MADE["ids"])

@@ -1,0 +1,151 @@
+"""MosaicKD: patch discriminator and its BCE, the generator terms, refresh/sample, the OOD
+selection, the loop on digits with KDCI on and off, and bad hyperparameters."""
+
+import math
+
+import pytest
+import torch
+
+from kdci_core.data import load_dataset, load_wild_pool
+from kdci_core.distill import DistillConfig
+from kdci_core.errors import InputError
+from kdci_core.methods import METHODS, MethodContext
+from kdci_core.methods.mosaickd import PatchDiscriminator, patch_bce
+from kdci_core.methods.wild import score_pool, self_cross_entropy
+from kdci_core.models import build_model
+from kdci_core.runs import run_inline
+
+SMALL = {"pool_size": 200, "n_select": 40, "synth_batch": 8, "g_steps": 2, "synth_every": 3,
+         "ngf": 8, "ndf": 8}
+
+
+@pytest.fixture(scope="module")
+def info():
+    return load_dataset("digits").info
+
+
+def _method(builtin, info, **params):
+    ctx = MethodContext(teacher=builtin.model, info=info, device=torch.device("cpu"), seed=0,
+                        tau=4.0, params={**SMALL, **params})
+    return METHODS.get("mosaickd")(ctx)
+
+
+def _student():
+    return build_model("lenet5_half", num_classes=10, in_channels=1).eval()
+
+
+def test_registration_kind_and_defaults():
+    cls = METHODS.get("mosaickd")
+    assert cls.kind == "sampling" and cls.default_k == 128
+    assert set(cls.sources) == set(cls.defaults)
+    assert cls.defaults["local"] == 1.0 and cls.defaults["balance"] == 10.0
+
+
+def test_patch_bce_by_hand():
+    zeros = torch.zeros(2, 1, 3, 3)  # 9 patches an image, each BCE = ln 2, summed per image
+    assert patch_bce(zeros, True).item() == pytest.approx(9 * math.log(2), rel=1e-6)
+    assert patch_bce(zeros, False).item() == pytest.approx(9 * math.log(2), rel=1e-6)
+    sure_real = torch.full((2, 1, 3, 3), 20.0)
+    assert patch_bce(sure_real, True) < 1e-6 and patch_bce(sure_real, False) > 100
+
+
+@pytest.mark.parametrize("p", [1, 3, 4, 8])
+def test_patch_discriminator_sees_exactly_one_patch_per_logit(p):
+    d = PatchDiscriminator(nc=1, patch_size=p, ndf=4).eval()
+    x = torch.randn(2, 1, 8, 8)
+    out = d(x)
+    assert out.shape == (2, 1, 9 - p, 9 - p)
+    y = x.clone()
+    y[:, :, 0, 0] += 5.0  # the corner pixel lies only in the first patch
+    changed = (d(y) - out).abs() > 1e-6
+    assert changed[:, :, 0, 0].all() and changed.sum() == 2
+
+
+def test_discriminator_loss_trains_only_the_discriminator(builtin, info):
+    m = _method(builtin, info)
+    fake = m.generate(8)
+    loss = m.discriminator_loss(torch.randn(8, 1, 8, 8), fake)
+    assert loss.item() > 0
+    loss.backward()
+    assert all(q.grad is not None for q in m.discriminator.parameters())
+    assert all(q.grad is None for q in m.generator.parameters())
+
+
+def test_generator_terms_signs_and_gradients(builtin, info):
+    m = _method(builtin, info)
+    student = _student()
+    fake = m.generate(8)
+    lo, hi = -info.mean[0] / info.std[0], (1 - info.mean[0]) / info.std[0]
+    assert fake.shape == (8, 1, 8, 8) and fake.min() >= lo - 1e-5 and fake.max() <= hi + 1e-5
+    terms = m.generator_terms(fake, student)
+    assert set(terms) == {"local", "oh", "balance", "adv"}
+    assert terms["local"] > 0 and terms["oh"] > 0 and terms["balance"] >= 0 and terms["adv"] <= 0
+    sum(terms.values()).backward()
+    assert all(q.grad is not None for q in m.generator.parameters())
+    assert all(q.grad is None for q in builtin.model.parameters())  # the teacher stays frozen
+    no_local = _method(builtin, info, local=0.0).generator_terms(fake.detach(), student)
+    assert "local" not in no_local
+
+
+def test_prepare_keeps_the_least_confident(builtin, info):
+    m = _method(builtin, info)
+    m.prepare()
+    assert m.substitution_data().shape == (40, 1, 8, 8) and m.min_dictionary_samples() == 40
+    pool = load_wild_pool(None, info, n=200, seed=0)
+    scores = self_cross_entropy(score_pool(builtin.model, pool, device=torch.device("cpu")))
+    kept = self_cross_entropy(builtin.model(m.selected))
+    assert kept.min() >= scores.sort(descending=True).values[39] - 1e-5
+
+
+def test_refresh_returns_none_trains_both_nets_and_fills_pool(builtin, info):
+    m = _method(builtin, info)
+    m.prepare()
+    first = m.sample(10)
+    assert all((m.selected == img).all((1, 2, 3)).any() for img in first)  # OOD only at first
+    g0 = [q.clone() for q in m.generator.parameters()]
+    d0 = [q.clone() for q in m.discriminator.parameters()]
+    student = _student()
+    assert m.refresh(1, student) is None and len(m.pool) == 0  # not a refresh step
+    assert m.refresh(0, student) is None and len(m.pool) == 8 and m.rounds == 1
+    assert any(not torch.equal(a, b) for a, b in zip(g0, m.generator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, m.discriminator.parameters()))
+    assert {"local", "oh", "balance", "adv"} == set(m.last_terms)
+    batch = m.sample(10)
+    assert batch.shape == (10, 1, 8, 8)
+    assert all((m.pool.data == img).all((1, 2, 3)).any() for img in batch[:5])
+    assert all((m.selected == img).all((1, 2, 3)).any() for img in batch[5:])
+    assert m.refresh(3, student) is None and len(m.pool) == 16
+
+
+def test_local_zero_leaves_the_discriminator_untouched(builtin, info):
+    m = _method(builtin, info, local=0.0, g_steps=1)
+    m.prepare()
+    d0 = [q.clone() for q in m.discriminator.parameters()]
+    m.refresh(0, _student())
+    assert all(torch.equal(a, b) for a, b in zip(d0, m.discriminator.parameters()))
+
+
+@pytest.mark.parametrize("kdci", [True, False])
+def test_distill_digits_end_to_end(builtin, kdci):
+    cfg = DistillConfig(method="mosaickd", kdci=kdci, epochs=2, steps_per_epoch=5, batch_size=32,
+                        method_params={**SMALL, "n_select": 150, "synth_every": 5})
+    res = run_inline(cfg)
+    assert 0 <= res["student_accuracy"] <= 100 and res["tau"] == 4.0
+    assert [h["step"] for h in res["history"]] == [5, 10]
+    if kdci:  # sampling method: built once from the 150 selected images, never rebuilt
+        assert res["dictionary"]["rebuilds"] == 1 and res["k"] == 128
+        assert 1 <= res["dictionary"]["k"] <= 128
+        assert sum(res["dictionary"]["proportions"]) == pytest.approx(1.0, abs=1e-5)
+    else:
+        assert "dictionary" not in res and res["k"] is None
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"patch_size": 9}, "mosaickd.patch_size"), ({"patch_size": 0}, "mosaickd.patch_size"),
+    ({"n_select": 500}, "mosaickd.n_select"), ({"synth_batch": 1}, "mosaickd.synth_batch"),
+    ({"synth_every": 0}, "mosaickd.synth_every"), ({"lr_g": -1.0}, "mosaickd.lr_g"),
+    ({"local": "x"}, "mosaickd.local"), ({"nope": 1}, "unknown"),
+])
+def test_bad_params_raise_input_error(builtin, info, params, match):
+    with pytest.raises(InputError, match=match):
+        _method(builtin, info, **params)

@@ -1,0 +1,152 @@
+"""Safe teacher loading: formats, validation messages, refusal of code-running pickles."""
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+from kdci_core.cli import main
+from kdci_core.errors import InputError
+from kdci_core.models import build_model
+from kdci_core.models.weights import read_checkpoint, save_checkpoint
+from kdci_core.teachers import builtin_teacher, builtin_teacher_path, load_teacher
+
+
+@pytest.fixture
+def lenet():
+    torch.manual_seed(0)
+    return build_model("lenet5", num_classes=10, in_channels=1).eval()
+
+
+def _same(a, b):
+    x = torch.randn(4, 1, 8, 8)
+    return torch.allclose(a(x), b(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt", ".pth"])
+def test_roundtrip_formats(tmp_path, lenet, suffix):
+    path = save_checkpoint(lenet, tmp_path / f"t{suffix}", metadata={"arch": "lenet5"})
+    bundle = load_teacher(path, "lenet5", num_classes=10, in_channels=1)
+    assert _same(bundle.model, lenet)
+    assert bundle.num_classes == 10 and bundle.in_channels == 1
+    assert not any(p.requires_grad for p in bundle.model.parameters())
+
+
+def test_plain_state_dict_with_dataparallel_prefix(tmp_path, lenet):
+    torch.save({"module." + k: v for k, v in lenet.state_dict().items()}, tmp_path / "dp.pt")
+    assert _same(load_teacher(tmp_path / "dp.pt", "lenet5").model, lenet)
+
+
+def test_torchscript(tmp_path, lenet):
+    traced = torch.jit.trace(lenet, torch.randn(2, 1, 8, 8))
+    traced.save(str(tmp_path / "t.ts"))
+    bundle = load_teacher(tmp_path / "t.ts", "lenet5", num_classes=10)
+    assert bundle.checkpoint_format == "torchscript" and _same(bundle.model, lenet)
+
+
+class _Evil:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pth"])
+def test_code_running_pickle_refused(tmp_path, suffix):
+    target = tmp_path / "pwned"
+    path = tmp_path / f"evil{suffix}"
+    with open(path, "wb") as f:
+        pickle.dump({"state_dict": _Evil(target)}, f)
+    with pytest.raises(InputError, match="refused"):
+        load_teacher(path, "lenet5")
+    assert not target.exists()
+
+
+def test_code_running_pickle_in_zip_refused(tmp_path):
+    """torch.save's zip format with a malicious object inside is refused too."""
+    target = tmp_path / "pwned2"
+    torch.save({"state_dict": _Evil(target)}, tmp_path / "evil_zip.pt")
+    with pytest.raises(InputError, match="refused"):
+        load_teacher(tmp_path / "evil_zip.pt", "lenet5")
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("content,suffix", [(os.urandom(4096), ".pt"), (b"", ".pt"),
+                                            (os.urandom(300), ".safetensors")])
+def test_garbage_files(tmp_path, content, suffix):
+    path = tmp_path / f"junk{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="checkpoint"):
+        read_checkpoint(path)
+
+
+def test_truncated_safetensors(tmp_path, lenet):
+    path = save_checkpoint(lenet, tmp_path / "t.safetensors")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InputError, match="safetensors"):
+        load_teacher(path, "lenet5")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="existing file"):
+        load_teacher(tmp_path / "nope.pt", "lenet5")
+
+
+def test_wrong_class_count_named(tmp_path, lenet):
+    path = save_checkpoint(lenet, tmp_path / "t.safetensors")
+    with pytest.raises(InputError, match=r"expected 100 classes.*has 10"):
+        load_teacher(path, "lenet5", num_classes=100)
+
+
+def test_wrong_channels_named(tmp_path, lenet):
+    path = save_checkpoint(lenet, tmp_path / "t.safetensors")
+    with pytest.raises(InputError, match=r"3 channel.*expects 1"):
+        load_teacher(path, "lenet5", in_channels=3)
+
+
+def test_wrong_architecture_named_and_guessed(tmp_path):
+    wrn = build_model("wrn_16_1", num_classes=10, in_channels=1)
+    path = save_checkpoint(wrn, tmp_path / "wrn.safetensors")
+    with pytest.raises(InputError, match=r"lenet5.*wrn_16_1"):
+        load_teacher(path, "lenet5")
+
+
+def test_unknown_architecture(tmp_path, lenet):
+    path = save_checkpoint(lenet, tmp_path / "t.safetensors")
+    with pytest.raises(InputError, match="unknown architecture"):
+        load_teacher(path, "resnet9000")
+
+
+def test_builtin_teacher_trained_once_and_accurate(builtin):
+    mtime = builtin_teacher_path().stat().st_mtime
+    again = builtin_teacher()
+    assert builtin_teacher_path().stat().st_mtime == mtime  # cached, not retrained
+    assert again.source == "builtin" and again.arch == "lenet5"
+    from kdci_core.data import load_dataset
+    from kdci_core.models.evaluation import evaluate
+
+    data = load_dataset("digits")
+    ev = evaluate(again.model, data.test, num_classes=10, device=torch.device("cpu"))
+    assert ev.accuracy > 90.0
+    assert len(ev.per_class) == 10 and ev.confusion.sum() == len(data.test)
+
+
+def test_cli_teacher_train_and_inspect(tmp_path, capsys):
+    out, js = tmp_path / "t.safetensors", tmp_path / "train.json"
+    assert main(["teacher", "train", "--dataset", "digits", "--arch", "lenet5_half", "--epochs", "3",
+                 "--out", str(out), "--json", str(js), "--quiet"]) == 0
+    summary = json.loads(js.read_text())
+    assert summary["arch"] == "lenet5_half" and 0 <= summary["test_accuracy"] <= 100
+    ins = tmp_path / "inspect.json"
+    assert main(["teacher", "inspect", str(out), "--arch", "lenet5_half", "--num-classes", "10",
+                 "--dataset", "digits", "--json", str(ins)]) == 0
+    report = json.loads(ins.read_text())
+    assert report["valid"] and report["num_classes"] == 10 and len(report["per_class_accuracy"]) == 10
+    assert abs(report["test_accuracy"] - summary["test_accuracy"]) < 1e-6
+    capsys.readouterr()
+    assert main(["teacher", "inspect", str(out), "--arch", "lenet5_half", "--num-classes", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "expected 7 classes" in err and "Traceback" not in err
