@@ -46,21 +46,27 @@ def config_from_args(args):
         dataset=args.dataset, data_root=args.data_root, method=args.method,
         kdci=getattr(args, "kdci", "off") == "on", k=args.k, ablation=get("ablation"),
         dictionary_source=get("dictionary_source"), dictionary_source_arch=get("dictionary_source_arch"),
-        wild_data=args.wild_data, epochs=get("epochs"), steps_per_epoch=get("steps_per_epoch"),
-        batch_size=get("batch_size"), lr=get("lr"), tau=get("tau"), attn_dim=get("attn_dim"),
-        fusion=get("fusion"), pca_dim=args.pca_dim, seed=args.seed, device=args.device,
+        wild_data=args.wild_data, preset=args.preset, epochs=get("epochs"),
+        steps_per_epoch=get("steps_per_epoch"), batch_size=get("batch_size"), lr=get("lr"),
+        weight_decay=get("weight_decay"), kdci_weight_decay=get("kdci_weight_decay"),
+        augment=get("augment"), tau=get("tau"), attn_dim=get("attn_dim"), fusion=get("fusion"),
+        pca_dim=args.pca_dim, seed=args.seed, device=args.device,
         amp=not getattr(args, "no_amp", False), method_params=method_params(args.param))
 
 
-def add_run_arguments(p: argparse.ArgumentParser, *, student_required: bool = True) -> None:
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Teacher, student, data, method and seed options: the same for ``distill`` and ``diagnose``."""
     from ..common.device import DEVICE_CHOICES
-    from ..distill import DistillConfig
+    from ..distill.presets import PRESETS
     from ..methods import METHODS
 
     p.add_argument("--teacher", required=True, help="a teacher file, or 'builtin' (digits)")
     p.add_argument("--teacher-arch")
-    p.add_argument("--student", required=student_required, default=DistillConfig().student)
+    p.add_argument("--student", help="student architecture (default: the preset's: quick "
+                                     "lenet5_half, paper the Table 1 student of the teacher)")
+    p.add_argument("--preset", default="quick", choices=PRESETS,
+                   help="quick: CPU-sized defaults; paper: the reference scripts' CIFAR settings "
+                        "(explicit flags override it)")
     p.add_argument("--dataset", required=True, help="the dataset whose TEST split is the reference")
     p.add_argument("--data-root")
     p.add_argument("--method", required=True, choices=METHODS.names())

@@ -57,7 +57,7 @@ def cmd_diagnose(args) -> int:
 def add_parser(sub) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "diagnose", help="substitution data of a method: FID, class proportions, dictionary")
-    add_run_arguments(p, student_required=False)
+    add_run_arguments(p)
     p.add_argument("--kdci", default="off", choices=("on", "off"),
                    help="KDCI during the collection loop (generation methods train a student meanwhile)")
     p.add_argument("--rounds", type=int, default=4,

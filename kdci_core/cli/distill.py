@@ -19,6 +19,11 @@ class EpochLines(Callback):
 
 def cmd_distill(args) -> int:
     cfg = config_from_args(args)
+    if args.dry_run:
+        import json
+
+        print(json.dumps(cfg.validate().to_dict(), indent=2))
+        return 0
     if args.detach:
         from ..runs import get_backend, launch
 
@@ -43,6 +48,7 @@ def cmd_distill(args) -> int:
 
 
 def add_parser(sub) -> None:
+    from ..data.augment import AUGMENTATIONS
     from ..distill import ABLATION_CHOICES, FUSION_CHOICES, DistillConfig
 
     d = DistillConfig()
@@ -52,15 +58,23 @@ def add_parser(sub) -> None:
     ds.add_argument("--ablation", default="none", choices=ABLATION_CHOICES)
     ds.add_argument("--dictionary-source", help="another pre-trained model file for the dictionary")
     ds.add_argument("--dictionary-source-arch")
-    ds.add_argument("--epochs", type=int, default=d.epochs)
-    ds.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch)
-    ds.add_argument("--batch-size", type=int, default=d.batch_size)
-    ds.add_argument("--lr", type=float, default=d.lr)
+    ds.add_argument("--epochs", type=int, help="default: the preset's (quick 10, paper 200)")
+    ds.add_argument("--steps-per-epoch", type=int, help="default: the preset's (quick 50, paper 400)")
+    ds.add_argument("--batch-size", type=int, help="default: the preset's (quick 128, paper 256)")
+    ds.add_argument("--lr", type=float, help="student SGD learning rate (default: the preset's: quick "
+                                             "0.01, paper the method's reference)")
+    ds.add_argument("--weight-decay", type=float, help="the student's (default: the method's reference)")
+    ds.add_argument("--kdci-weight-decay", type=float,
+                    help="KDCI's attention, in the student's optimiser (default: the student's)")
+    ds.add_argument("--augment", choices=AUGMENTATIONS,
+                    help="student-side augmentation of the substitution data (default: the dataset's)")
     ds.add_argument("--tau", type=float, help="KD temperature (default: the method's)")
     ds.add_argument("--attn-dim", type=int, default=d.attn_dim)
     ds.add_argument("--fusion", default=d.fusion, choices=FUSION_CHOICES)
     ds.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on CUDA")
     ds.add_argument("--name", help="run name (default: generated)")
+    ds.add_argument("--dry-run", action="store_true",
+                    help="validate the run, print its resolved config (preset applied) and exit")
     ds.add_argument("--detach", action="store_true",
                     help="hand the run to a background worker, print its run id, return at once")
     ds.add_argument("--max-concurrent", type=int, help="local backend: runs at once (default: cores/2)")

@@ -1,7 +1,9 @@
-"""Image augmentations on normalised N x C x H x W batches (one random draw per batch).
+"""Image augmentations on normalised N x C x H x W batches, differentiable, on the batch's device.
 
 ``random_shift`` is the teachers' training augmentation; ``jitter_flip`` is DeepInversion's
-input jitter during synthesis (used by the inversion methods).
+input jitter during synthesis (one draw per batch); ``CropFlip`` is the references' CIFAR train
+transform per image, used on the students' batches (``student_augmentation``, as each dataset
+declares) and inside Fast's and CMI's synthesis.
 """
 
 from __future__ import annotations
@@ -33,3 +35,42 @@ def jitter_flip(x: torch.Tensor, gen: torch.Generator, *, flip: bool, frac: floa
     if flip and bool(torch.rand(1, generator=gen) < 0.5):
         out = out.flip(3)
     return out
+
+
+#: student-side augmentations a dataset can declare (``DatasetInfo.augment``)
+AUGMENTATIONS = ("none", "crop-flip")
+
+
+class CropFlip:
+    """Per-image random crop with zero padding (black in pixel space) and horizontal flip, on
+    normalised batches and on their device: torchvision's ``RandomCrop(size, padding)`` +
+    ``RandomHorizontalFlip()`` as the references' CIFAR train transform applies them, batched.
+    The random draws come from a CPU generator, so runs are reproducible on any device."""
+
+    def __init__(self, info, gen: torch.Generator, padding: int | None = None, flip: bool = True):
+        self.info, self.gen, self.flip = info, gen, flip
+        self.padding = padding if padding is not None else max(1, round(info.image_size / 8))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        p = self.padding
+        black = self.info.normalize(torch.zeros(1, c, 1, 1, dtype=x.dtype, device=x.device))
+        padded = F.pad(x - black, (p, p, p, p)) + black  # pads with the normalised black
+        dy = torch.randint(0, 2 * p + 1, (n,), generator=self.gen).to(x.device)
+        dx = torch.randint(0, 2 * p + 1, (n,), generator=self.gen).to(x.device)
+        flip = (torch.rand(n, generator=self.gen) < (0.5 if self.flip else 0.0)).to(x.device)
+        rows = dy[:, None] + torch.arange(h, device=x.device)[None]            # n x h
+        cols = dx[:, None] + torch.arange(w, device=x.device)[None]            # n x w
+        cols = torch.where(flip[:, None], cols.flip(1), cols)
+        idx = torch.arange(n, device=x.device)[:, None, None]
+        return padded.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def student_augmentation(name: str, info, gen: torch.Generator):
+    """The batch augmentation ``name`` (one of AUGMENTATIONS) for data described by ``info``, or
+    None for ``none``."""
+    if name == "none":
+        return None
+    if name == "crop-flip":
+        return CropFlip(info, gen)
+    raise ValueError(f"augmentation: expected one of {', '.join(AUGMENTATIONS)}, found {name!r}")

@@ -158,7 +158,8 @@ def _load(name: str, root, image_size, in_channels) -> LabeledDataset:
     return finish(name, train=chw_uint8_to_float(train_x), train_labels=train_y,
                   test=chw_uint8_to_float(test_x), test_labels=test_y, class_names=names,
                   source=str(folder), image_size=image_size, in_channels=in_channels,
-                  mean=spec["mean"], std=spec["std"])
+                  mean=spec["mean"], std=spec["std"],
+                  augment="crop-flip")  # the references' CIFAR train transform (crop 4 px, flip)
 
 
 @DATASETS.register("cifar10")

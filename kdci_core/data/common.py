@@ -57,12 +57,13 @@ def _labels(y) -> Tensor:
 def finish(name: str, *, train: Tensor, train_labels, test: Tensor, test_labels,
            class_names: Sequence[str], source: str, image_size: int | None,
            in_channels: int | None, mean: Sequence[float] | None = None,
-           std: Sequence[float] | None = None, skipped: int = 0) -> LabeledDataset:
+           std: Sequence[float] | None = None, skipped: int = 0, augment: str = "none") -> LabeledDataset:
     """Apply overrides, pick the normalisation and build the ``LabeledDataset``.
 
     ``train``/``test`` are float [0, 1] N x C x H x W. ``mean``/``std`` are the dataset's
     standard statistics if it has some (kept when the channels are unchanged, repeated for
     grey -> RGB); otherwise, or for RGB -> grey, they are computed on the train split.
+    ``augment``: the student-side augmentation the references use on such data (DatasetInfo).
     """
     image_size, in_channels = check_overrides(image_size, in_channels)
     native_c, h, w = train.shape[1], train.shape[2], train.shape[3]
@@ -82,7 +83,7 @@ def finish(name: str, *, train: Tensor, train_labels, test: Tensor, test_labels,
         stats = channel_stats(train)
     info = DatasetInfo(name=name, num_classes=len(class_names), in_channels=channels,
                        image_size=image_size, mean=stats[0], std=stats[1],
-                       class_names=tuple(class_names))
+                       class_names=tuple(class_names), augment=augment)
     return LabeledDataset(
         info=info,
         train=ImageSet(normalize_(train.contiguous(), info), _labels(train_labels)),

@@ -132,4 +132,5 @@ def load(root=None, *, image_size=None, in_channels=None) -> LabeledDataset:
     channels = in_channels or (1 if all(grey) else 3)
     return finish("folder", train=uint8_to_float(x_train), train_labels=y_train,
                   test=uint8_to_float(x_test), test_labels=y_test, class_names=classes,
-                  source=str(base), image_size=size, in_channels=channels, skipped=len(bad))
+                  source=str(base), image_size=size, in_channels=channels, skipped=len(bad),
+                  augment="crop-flip" if channels == 3 else "none")  # photographs, as CIFAR

@@ -23,6 +23,9 @@ class DatasetInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     class_names: tuple[str, ...]
+    #: the augmentation the references apply to this kind of data when a student trains on it
+    #: (``data.augment.AUGMENTATIONS``): ``crop-flip`` for natural RGB images, ``none`` otherwise
+    augment: str = "none"
 
     def _stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
         # Built on the tensor's own device/dtype so that the same info works on CPU and GPU.

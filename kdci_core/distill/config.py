@@ -9,30 +9,40 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from ..common.errors import InputError, check_range
+from ..data.augment import AUGMENTATIONS
 from ..kdci import ABLATIONS as ABLATION_CHOICES
 from ..kdci import FUSIONS as FUSION_CHOICES
 from ..methods import METHODS
 from ..models import model_names
+from .presets import TABLE1_STUDENT, preset_defaults
+
+
+#: what a config stored before presets (release 0.1) meant by the fields it did not have
+LEGACY = {"weight_decay": 5e-4, "augment": "none"}
 
 
 @dataclass
 class DistillConfig:
     teacher: str = "builtin"
     teacher_arch: str | None = None
-    student: str = "lenet5_half"
+    student: str | None = None            # None: the preset's (quick: lenet5_half; paper: Table 1's)
     dataset: str = "digits"
     data_root: str | None = None
     method: str = "deepinv"
     kdci: bool = True
+    preset: str = "quick"                 # fills every field below left at None (presets.py)
     k: int | None = None                 # None: the method's default (KDCI.md)
     ablation: str = "none"
     dictionary_source: str | None = None  # None: the teacher
     dictionary_source_arch: str | None = None
     wild_data: str | None = None          # sampling methods; None: sklearn's sample photographs
-    epochs: int = 10
-    steps_per_epoch: int = 50
-    batch_size: int = 128
-    lr: float = 0.01
+    epochs: int | None = None
+    steps_per_epoch: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None               # the student's SGD learning rate (cosine schedule)
+    weight_decay: float | None = None     # the student's; None: the method's reference value
+    kdci_weight_decay: float | None = None  # KDCI's attention (same optimiser); None: the student's
+    augment: str | None = None            # student-side augmentation; None: the dataset's own
     tau: float | None = None              # None: the method's default KD temperature
     attn_dim: int = 256
     fusion: str = "add"
@@ -43,7 +53,9 @@ class DistillConfig:
     method_params: dict = field(default_factory=dict)
 
     def validate(self) -> "DistillConfig":
-        METHODS.get(self.method)  # unknown method -> InputError listing the six
+        """Check every field and fill the ones left unset from the preset (idempotent)."""
+        method = METHODS.get(self.method)  # unknown method -> InputError listing the six
+        self.apply_preset(method)
         if self.student not in model_names():
             raise InputError(f"--student: unknown architecture {self.student!r}; expected one of "
                              f"{', '.join(model_names())}")
@@ -70,19 +82,42 @@ class DistillConfig:
                                            high=1_000_000, integer=True)
         self.batch_size = check_range("--batch-size", self.batch_size, low=2, high=65_536, integer=True)
         check_range("--lr", self.lr, low=1e-8, high=10.0)
+        check_range("--weight-decay", self.weight_decay, low=0.0, high=1.0)
+        check_range("--kdci-weight-decay", self.kdci_weight_decay, low=0.0, high=1.0)
+        if self.augment is not None and self.augment not in AUGMENTATIONS:
+            raise InputError(f"--augment: expected one of {', '.join(AUGMENTATIONS)}, found {self.augment!r}")
         if self.tau is not None:
             check_range("--tau", self.tau, low=0.05, high=100.0)
         self.attn_dim = check_range("--attn-dim", self.attn_dim, low=1, high=4096, integer=True)
         self.seed = check_range("--seed", self.seed, low=0, high=2**31 - 1, integer=True)
         if not isinstance(self.method_params, dict):
             raise InputError(f"method_params: expected a mapping, found {type(self.method_params).__name__}")
+        method.resolve_params(self.method_params)  # unknown keys, types and ranges: rejected now
         return self
+
+    def apply_preset(self, method) -> None:
+        """Fill the fields left at None from ``self.preset`` for ``method`` (a METHODS class);
+        the preset's method parameters go under the ones given explicitly."""
+        values = preset_defaults(self.preset, method, self.teacher_arch)
+        if self.student is None and values["student"] is None:
+            raise InputError(f"--student: the paper preset knows the Table 1 student of teachers "
+                             f"{', '.join(sorted(TABLE1_STUDENT))}, not of {self.teacher_arch!r}; give --student")
+        for name in ("student", "epochs", "steps_per_epoch", "batch_size", "lr", "weight_decay"):
+            if getattr(self, name) is None:
+                setattr(self, name, values[name])
+        if self.kdci_weight_decay is None:
+            self.kdci_weight_decay = self.weight_decay
+        if isinstance(self.method_params, dict):
+            self.method_params = {**values["method_params"], **self.method_params}
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DistillConfig":
+        """A stored config; one written before presets existed keeps the values it ran with."""
+        if "preset" not in d:
+            d = {**LEGACY, **d}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -25,6 +25,7 @@ from ..common.device import (autocast, peak_memory_mb, reset_peak_memory, resolv
 from ..common.errors import InputError
 from ..common.progress import Progress
 from ..data import load_dataset
+from ..data.augment import student_augmentation
 from ..kdci import KDCIPlugin
 from ..methods import METHODS, MethodContext
 from ..methods.losses import kd_loss
@@ -63,10 +64,15 @@ class Distiller:
         self.tau = float(cfg.tau or method_cls.default_tau)
         self.k = int(cfg.k or method_cls.default_k)
         seed_everything(cfg.seed)  # the built-in teacher's first training must not shift the stream
+        self.augment = student_augmentation(cfg.augment or info.augment, info,
+                                            torch.Generator().manual_seed(cfg.seed + 104729))
+        self.teacher_eval = evaluate(self.teacher.model, self.data.test, num_classes=info.num_classes,
+                                     device=self.device)
         self.method = method_cls(MethodContext(
             teacher=self.teacher.model, info=info, device=self.device, seed=cfg.seed, tau=self.tau,
             wild_data=cfg.wild_data, data_root=cfg.data_root, progress=progress,
-            params=dict(cfg.method_params)))
+            params=dict(cfg.method_params), teacher_accuracy=self.teacher_eval.accuracy,
+            augment=self.augment))
         if cfg.kdci and self.method.kind == "generation" and self.k > self.method.min_dictionary_samples():
             raise InputError(f"--k {self.k}: K must not exceed the {self.method.min_dictionary_samples()} "
                              f"images of each synthetic mini-batch ({cfg.method}.synth_batch)")
@@ -83,12 +89,37 @@ class Distiller:
             self.plugin = KDCIPlugin(info.num_classes, k=self.k, ablation=cfg.ablation,
                                      attn_dim=cfg.attn_dim, fusion=cfg.fusion, pca_dim=cfg.pca_dim,
                                      prototype_dim=prototype_dim, seed=cfg.seed).to(self.device)
-        params = list(self.student.parameters())
-        for module in ([self.plugin] if self.plugin else []) + self.method.student_modules():
-            params += list(module.parameters())
-        self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
+        self.optimizer = torch.optim.SGD(self.param_groups(), lr=cfg.lr, momentum=0.9)
+        #: the method's own optimisers of extra trainable modules (DFND's transition matrix)
+        self.extra_optimizers = self.method.student_optimizers()
         self.total_steps = cfg.epochs * cfg.steps_per_epoch
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, self.total_steps)
+
+    def param_groups(self) -> list[dict]:
+        """The student's SGD groups: the student and the method's extra modules at the student's
+        weight decay, KDCI's attention at its own (``kdci_weight_decay``)."""
+        cfg = self.cfg
+        groups = [{"name": "student", "params": list(self.student.parameters()),
+                   "weight_decay": cfg.weight_decay}]
+        extra = [p for m in self.method.student_modules() for p in m.parameters()]
+        if extra:
+            groups.append({"name": "method", "params": extra, "weight_decay": cfg.weight_decay})
+        if self.plugin is not None:
+            groups.append({"name": "kdci", "params": list(self.plugin.parameters()),
+                           "weight_decay": cfg.kdci_weight_decay})
+        return groups
+
+    def optimizer_summary(self) -> dict:
+        """What each trained part was optimised with (recorded in every run's result)."""
+        out = {g["name"]: {"optimizer": "SGD", "lr": g.get("initial_lr", g["lr"]),
+                           "momentum": g["momentum"], "weight_decay": g["weight_decay"],
+                           "schedule": "cosine"} for g in self.optimizer.param_groups}
+        for opt in self.extra_optimizers:
+            for g in opt.param_groups:
+                out[g.get("name", type(opt).__name__)] = {
+                    "optimizer": type(opt).__name__, "lr": g["lr"],
+                    "weight_decay": g.get("weight_decay", 0.0), "schedule": "constant"}
+        return out
 
     # --- pieces of the loop -------------------------------------------------------------------
     def student_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,6 +149,8 @@ class Distiller:
         if new is not None:
             self.new_substitution(step, new)
         x = self.method.sample(self.cfg.batch_size)
+        if self.augment is not None and not self.method.augments_itself:
+            x = self.augment(x)  # the teacher labels the same augmented batch
         with torch.no_grad(), autocast(self.device, self.cfg.amp):
             t = self.teacher.model(x).float()
         with autocast(self.device, self.cfg.amp):
@@ -127,8 +160,12 @@ class Distiller:
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}: lower --lr")
         self.optimizer.zero_grad(set_to_none=True)  # also clears grads a synthesis step left
+        for opt in self.extra_optimizers:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        for opt in self.extra_optimizers:
+            opt.step()
         self.scheduler.step()
         return {name: float(v.detach()) for name, v in terms.items()} | {"loss": float(loss.detach())}
 
@@ -143,7 +180,11 @@ class Distiller:
 
     def restore(self, state: dict) -> None:
         self.student.load_state_dict(state["student"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as exc:  # e.g. one parameter group: a checkpoint of release 0.1
+            raise InputError(f"checkpoint: its optimiser state does not fit this release's ({exc}); "
+                             "resume it with the release that wrote it, or start a new run") from None
         self.scheduler.load_state_dict(state["scheduler"])
         if self.plugin is not None and state["plugin"] is not None:
             self.plugin.load_state_dict(state["plugin"])
@@ -177,8 +218,7 @@ class Distiller:
         cfg, info, cbs = self.cfg, self.info, self.callbacks
         started = time.time()
         reset_peak_memory(self.device)
-        teacher_eval = evaluate(self.teacher.model, self.data.test, num_classes=info.num_classes,
-                                device=self.device)
+        teacher_eval = self.teacher_eval
         start, history = 0, []
         cbs.dispatch("on_fit_start", self)
         if resume is not None:
@@ -217,6 +257,7 @@ class Distiller:
             "peak_memory_mb": peak_memory_mb(self.device), "k": self.k if cfg.kdci else None,
             "tau": self.tau, "student_parameters": parameter_count(self.student),
             "teacher_parameters": self.teacher.parameter_count, "config": cfg.to_dict(),
+            "augment": cfg.augment or info.augment, "optimizer": self.optimizer_summary(),
         }
         if self.plugin is not None:
             d = self.plugin.dictionary

@@ -35,6 +35,11 @@ class MethodContext:
     data_root: str | None = None
     progress: Progress = None
     params: dict = field(default_factory=dict)
+    #: the teacher's test accuracy (percent), for methods whose reference uses it (DFND)
+    teacher_accuracy: float | None = None
+    #: the student-side augmentation of the run (None: none), for methods that apply it to part
+    #: of their batch themselves (``augments_itself``)
+    augment: object = None
 
 
 class DFKDMethod:
@@ -47,6 +52,20 @@ class DFKDMethod:
     default_tau: float = 4.0
     defaults: dict = {}
     sources: dict = {}        # hyperparameter -> where the default comes from (docs table)
+    #: the reference's student optimiser (SGD, momentum 0.9, cosine): the paper preset uses both,
+    #: the quick preset its weight decay (presets.py)
+    student_defaults: dict = {"lr": 0.1, "weight_decay": 1e-4}
+    student_source: str = ("DataFree/Fast-Datafree datafree_kd.py (SGD lr 0.1, momentum 0.9, weight "
+                           "decay 1e-4, cosine); quick: lr 0.01 (presets.py)")
+    loop_source: str = ("DataFree datafree_kd.py scripts: batch 256, 200 epochs of kd_steps=400; "
+                        "quick: CPU-sized")
+    #: the reference scripts' CIFAR values of this method's parameters (the paper preset)
+    paper_params: dict = {}
+    #: where the reference's loop differs from the presets' common paper loop (presets.py)
+    paper_loop: dict = {}
+    #: True when ``sample`` applies the run's augmentation (``ctx.augment``) itself, to part of
+    #: its batch as its reference does; otherwise the loop augments the whole batch
+    augments_itself: bool = False
     ranges: dict = {}         # hyperparameter -> (low, high) when not the default bounds
     choices: dict = {}        # hyperparameter -> allowed values (strings, or a set of numbers)
 
@@ -105,6 +124,12 @@ class DFKDMethod:
         return {}
 
     def student_modules(self) -> list[nn.Module]:
+        """Extra trainable modules the student's optimiser updates (at the student's settings)."""
+        return []
+
+    def student_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Optimisers of extra modules trained with the student loss under their own settings
+        (the reference's): the loop zeroes and steps them with the student's."""
         return []
 
     def substitution_data(self) -> torch.Tensor:

@@ -1,18 +1,18 @@
-"""CMI (Fang et al., IJCAI 2021, "Contrastive Model Inversion for Data-Free Knowledge Distillation").
+"""CMI (Fang et al., IJCAI 2021, "Contrastive Model Inversion for Data-Free Knowledge
+Distillation"), as DataFree's ``CMISynthesizer`` computes it.
 
-Every ``synth_every`` student steps a *re-initialised* generator and fresh latent codes are
-optimised together for ``g_steps`` (so each round starts from a new mode instead of refining the
-last one). Loss per step, on images x = clip(G(z)) seen through two random views:
-- the DeepInversion terms of ``teacher_objectives`` on the global view (random shift [+ flip]):
-  ``bn`` x BN-statistics distance + ``oh`` x CE to sampled targets + ``adv`` x (- teacher/raw
-  student JS divergence at temperature 1; DataFree's CMI uses a KL at T=1, masked to samples
-  where both agree: here the shared JS term);
-- ``cr`` x InfoNCE (temperature ``cr_t``): the teacher's penultimate features (DataFree: the
-  spatial means of every BN input, concatenated; here the penultimate vector) of the local view
-  (random resized crop [+ flip]) are projected by an MLP head (trained with the generator, kept
-  across rounds) and must pick out the (detached) projection of their own global view among the
-  batch's other images and a memory bank of past synthetic samples (FIFO queue of detached
-  features on the method object). This rewards instances unlike anything synthesised before.
+Every ``synth_every`` student steps the generator is *re-initialised* (DataFree's reset_model:
+N(0, 0.02) weights, BatchNorm weights N(1, 0.02)) and optimised with fresh latent codes for
+``g_steps`` (so each round starts from a new mode instead of refining the last one). Loss per
+step, on images x = G(z) seen through two random views:
+- the DeepInversion terms of ``teacher_objectives`` on the global view (random crop with 1/8
+  padding [+ flip]): ``bn`` x BN-statistics distance + ``oh`` x CE to sampled targets + ``adv``
+  x (- KL(teacher || raw student) at T=1 on the samples where both agree);
+- ``cr`` x InfoNCE (temperature ``cr_t``): the instance means of every teacher BatchNorm input,
+  concatenated, of the local view (random resized crop [+ flip]) are projected by an MLP head
+  (trained with the generator, kept across rounds) and must pick out the (detached) projection
+  of their own global view among the batch's other images and ``n_neg`` features of a memory
+  bank of past synthetic samples. This rewards instances unlike anything synthesised before.
 The best iterate of a round (lowest loss) is returned (KDCI rebuilds from it) and pooled.
 """
 
@@ -25,9 +25,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..common.progress import report
-from .losses import bn_statistics
+from ..data.augment import CropFlip
+from .losses import bn_features, bn_statistics
 from .registry import METHODS
-from .synthesis import GeneratorMethod, teacher_objectives
+from .synthesis import GeneratorMethod, reset_generator, teacher_objectives
 
 
 def info_nce(anchors: torch.Tensor, positives: torch.Tensor, temperature: float,
@@ -61,16 +62,7 @@ def random_view(x: torch.Tensor, gen: torch.Generator, *, scale=(1.0, 1.0), shif
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-class FeatureTap:
-    """Stands in for the teacher inside ``teacher_objectives`` and keeps the penultimate features
-    of that forward, so the contrastive term needs no second pass on the global view."""
-
-    def __init__(self, model: nn.Module):
-        self.model, self.features = model, None
-
-    def __call__(self, x, return_features=False):
-        logits, self.features = self.model(x, return_features=True)
-        return (logits, self.features) if return_features else logits
+_DF = "DataFree scripts/cmi/cmi_cifar10.sh"
 
 
 @METHODS.register("cmi")
@@ -79,23 +71,25 @@ class CMI(GeneratorMethod):
     default_tau = 20.0
     defaults = {
         "synth_batch": 64, "g_steps": 40, "lr_g": 0.001, "synth_every": 25, "pool_size": 10_000,
-        "nz": 256, "ngf": 32, "bn": 1.0, "oh": 1.0, "adv": 0.5, "cr": 0.8, "cr_t": 0.1,
+        "nz": 256, "ngf": 32, "bn": 1.0, "oh": 1.0, "adv": 0.5, "cr": 0.8, "cr_t": 0.2,
         "head_dim": 256, "bank_size": 4096, "n_neg": 4096, "crop_scale": 0.25,
     }
+    paper_params = {"synth_batch": 256, "g_steps": 200, "synth_every": 400, "ngf": 64,
+                    "bank_size": 40960, "pool_size": 51_200}
     sources = {
-        "synth_batch": "DataFree uses 256; 64 here (>= the K default of 32)",
-        "g_steps": "DataFree uses 200 on CIFAR; 40 here to fit the CPU budget",
-        "lr_g": "DataFree --lr_g 1e-3 (generator, latents and head; Adam betas 0.5/0.999)",
-        "synth_every": "DataFree: one round per kd_steps=400 (2000 in adv-CMI) student steps; 25 here",
-        "pool_size": "chosen here (in-memory ring buffer)",
-        "nz": "DataFree (nz=256 for CMI)",
-        "ngf": "DataFree uses 64; 32 here (8x8 inputs, CPU: the generator dominates the cost)",
-        "bn": "DataFree CMI scripts (--bn 1)", "adv": "DataFree CMI scripts (--adv 0.5)",
-        "oh": "DataFree scripts/cmi_cifar.sh (--oh 1; the adv-CMI README runs use 0.5)",
-        "cr": "DataFree CMI scripts (--cr 0.8)",
-        "cr_t": "DataFree adv-CMI README runs (--cr_T 0.1; scripts/cmi_cifar.sh uses 0.2)",
+        "synth_batch": f"{_DF} uses 256 (paper preset); 64 here (>= the K default of 32)",
+        "g_steps": f"{_DF} uses 200 (paper preset); 40 here to fit the CPU budget",
+        "lr_g": f"{_DF} (--lr_g 1e-3: generator and latents, Adam betas 0.5/0.999; the head's Adam)",
+        "synth_every": f"{_DF}: one round per kd_steps=400 student steps (paper preset); 25 here",
+        "pool_size": "DataFree keeps every image (paper preset: 200 rounds x 256); a ring buffer here",
+        "nz": "DataFree datafree_kd.py (Generator nz=256)",
+        "ngf": "DataFree uses 64 (paper preset); 32 here (small inputs, CPU: the generator dominates)",
+        "bn": f"{_DF} (--bn 1)", "adv": f"{_DF} (--adv 0.5), on the agreement-masked KL",
+        "oh": f"{_DF} (--oh 1; the adv-CMI scripts use 0.5)",
+        "cr": f"{_DF} (--cr 0.8)",
+        "cr_t": f"{_DF} (--cr_T 0.2; the scratch and adv-CMI scripts use 0.1)",
         "head_dim": "DataFree datafree_kd.py (head_dim=256; 2-layer MLP, hidden = input width)",
-        "bank_size": "DataFree 40960; 4096 here (more than a default run synthesises)",
+        "bank_size": "DataFree 40960 (paper preset); 4096 here (more than a quick run synthesises)",
         "n_neg": "DataFree (n_neg=4096 bank features sampled per step)",
         "crop_scale": "DataFree local view (RandomResizedCrop scale [0.25, 1])",
     }
@@ -104,12 +98,12 @@ class CMI(GeneratorMethod):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        dim = ctx.teacher.feature_dim
+        dim = sum(m.num_features for m in ctx.teacher.modules() if isinstance(m, nn.BatchNorm2d))
         self.head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(),
                                   nn.Linear(dim, self.p["head_dim"])).to(ctx.device)
         self.head_optimizer = torch.optim.Adam(self.head.parameters(), lr=self.p["lr_g"])
         self.bank = torch.zeros(0, 2 * dim, device=ctx.device)  # rows: [local | global] features
-        self.tap = FeatureTap(ctx.teacher)
+        self.global_view = CropFlip(ctx.info, self.gen, flip=ctx.info.in_channels == 3)
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(features), dim=1)
@@ -136,12 +130,12 @@ class CMI(GeneratorMethod):
     def objective(self, x, targets, hooks, student):
         """All synthesis terms for images x; returns (total, weighted terms, [local|global] features)."""
         p, flip = self.p, self.ctx.info.in_channels == 3
-        global_view = random_view(x, self.gen, shift=0.125, flip=flip)
-        local_view = random_view(x, self.gen, scale=(p["crop_scale"], 1.0), flip=flip)
-        total, terms, _ = teacher_objectives(self.tap, global_view, weights=p, hooks=hooks,
-                                             targets=targets, student=student, tau=1.0)
-        f_global = self.tap.features
-        _, f_local = self.ctx.teacher(local_view, return_features=True)
+        total, terms, _ = teacher_objectives(self.ctx.teacher, self.global_view(x), weights=p,
+                                             hooks=hooks, targets=targets, student=student,
+                                             adv="masked-kl")
+        f_global = bn_features(hooks)
+        self.ctx.teacher(random_view(x, self.gen, scale=(p["crop_scale"], 1.0), flip=flip))
+        f_local = bn_features(hooks)  # the hooks now hold the local view's BN inputs
         if p["cr"] > 0:
             terms["cr"] = p["cr"] * self.contrastive(f_global, f_local)
             total = total + terms["cr"]
@@ -149,15 +143,15 @@ class CMI(GeneratorMethod):
 
     def synthesize(self, student):
         p, n = self.p, self.p["synth_batch"]
-        self.generator = self.new_generator()  # CMI: a fresh generator every round
+        reset_generator(self.generator, self.gen)  # CMI: a re-initialised generator every round
         z = self.latent(n).requires_grad_(True)
         targets = self.targets(n)
         opt = torch.optim.Adam([{"params": self.generator.parameters()}, {"params": [z]}],
                                lr=p["lr_g"], betas=(0.5, 0.999))
         best_loss, best, best_features = math.inf, None, None
-        with bn_statistics(self.ctx.teacher) as hooks:
+        with bn_statistics(self.ctx.teacher, instance_means=True) as hooks:
             for it in range(p["g_steps"]):
-                x = self.clip(self.generator(z))
+                x = self.generator(z)
                 loss, _, features = self.objective(x, targets, hooks, student)
                 if loss.item() < best_loss or best is None:
                     best_loss, best, best_features = loss.item(), x.detach(), features

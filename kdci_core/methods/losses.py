@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
 import torch
@@ -9,24 +10,44 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def kl_divergence(s: torch.Tensor, t: torch.Tensor, tau: float = 1.0, reduction: str = "batchmean"):
+    """KL(softmax(t/tau) || softmax(s/tau)) * tau^2 (DataFree's and MosaicKD's ``kldiv``);
+    ``reduction="none"``: the per-sample, per-class terms (sum over dim 1 for per-sample KL)."""
+    out = F.kl_div(F.log_softmax(s.float() / tau, dim=1), F.log_softmax(t.float() / tau, dim=1),
+                   reduction=reduction, log_target=True)
+    return out * tau * tau
+
+
 def kd_loss(s_hat: torch.Tensor, t: torch.Tensor, tau: float) -> torch.Tensor:
-    """KL(softmax(t/tau) || softmax(s_hat/tau)) * tau^2, averaged over the batch."""
-    return F.kl_div(F.log_softmax(s_hat.float() / tau, dim=1), F.log_softmax(t.float() / tau, dim=1),
-                    reduction="batchmean", log_target=True) * tau * tau
+    """The loop's KD loss: KL(softmax(t/tau) || softmax(s_hat/tau)) * tau^2, batch mean."""
+    return kl_divergence(s_hat, t, tau)
 
 
-def js_divergence(a: torch.Tensor, b: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
-    """Jensen-Shannon divergence between the softmaxes of two logit batches (batch mean)."""
-    p, q = F.softmax(a.float() / tau, dim=1), F.softmax(b.float() / tau, dim=1)
-    m = (0.5 * (p + q)).clamp_min(1e-8).log()
-    return 0.5 * (F.kl_div(m, p, reduction="batchmean") + F.kl_div(m, q, reduction="batchmean"))
+def clamped_js(s: torch.Tensor, t: torch.Tensor, tau: float = 3.0, low: float = 0.01,
+               high: float = 0.99) -> torch.Tensor:
+    """DeepInversion's competition term (NVlabs/DeepInversion, DataFree's ``jsdiv``): P, Q the
+    softmaxes at ``tau``, M = (P + Q) / 2 formed first, all three clamped to [low, high], then
+    0.5 KL(M || P) + 0.5 KL(M || Q), batch mean, no tau^2."""
+    p, q = F.softmax(s.float() / tau, dim=1), F.softmax(t.float() / tau, dim=1)
+    m = (0.5 * (p + q)).clamp(low, high)
+    p, q = p.clamp(low, high), q.clamp(low, high)
+    return 0.5 * (F.kl_div(p.log(), m, reduction="batchmean") + F.kl_div(q.log(), m, reduction="batchmean"))
 
 
-def total_variation(x: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of neighbouring pixels (the l2 TV prior, size-independent)."""
-    dx = x[..., :, 1:] - x[..., :, :-1]
-    dy = x[..., 1:, :] - x[..., :-1, :]
-    return dx.pow(2).mean() + dy.pow(2).mean()
+def agreement_masked_kl(s: torch.Tensor, t: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
+    """Fast's and CMI's adversarial divergence (Fast-Datafree, DataFree): the per-sample
+    KL(t || s) at ``tau``, kept only where student and teacher agree on the class, averaged over
+    the whole batch."""
+    mask = (s.argmax(1) == t.argmax(1)).float()
+    return (kl_divergence(s, t, tau, reduction="none").sum(1) * mask).mean()
+
+
+def total_variation_l1(x: torch.Tensor) -> torch.Tensor:
+    """DeepInversion's image prior in DataFree (``get_image_prior_losses``): the sum over the four
+    neighbour directions (horizontal, vertical, both diagonals) of the mean absolute difference."""
+    diffs = (x[:, :, :, :-1] - x[:, :, :, 1:], x[:, :, :-1, :] - x[:, :, 1:, :],
+             x[:, :, 1:, :-1] - x[:, :, :-1, 1:], x[:, :, :-1, :-1] - x[:, :, 1:, 1:])
+    return sum(d.abs().mean() for d in diffs)
 
 
 def l2_prior(x: torch.Tensor) -> torch.Tensor:
@@ -41,9 +62,12 @@ class BNStatsHook:
     the last :meth:`update_momentum`: mu = (1 - m) mu(x) + m mu_prev, likewise the variance.
     """
 
-    def __init__(self, module: nn.modules.batchnorm._BatchNorm, momentum: float = 0.0):
+    def __init__(self, module: nn.modules.batchnorm._BatchNorm, momentum: float = 0.0,
+                 instance_means: bool = False):
         self.loss = None
         self.momentum = momentum
+        self.instance_means = instance_means
+        self.instance_mean = None  # B x C spatial means of the last input (CMI's features)
         self.stats = None      # (mean, var) of the last forward, blended
         self.previous = None   # (mean, var) kept by update_momentum
         self.handle = module.register_forward_hook(self._hook)
@@ -51,6 +75,8 @@ class BNStatsHook:
     def _hook(self, module, inputs, output):
         x = inputs[0].float()
         dims = [0] + list(range(2, x.dim()))
+        if self.instance_means:
+            self.instance_mean = x.mean(dims[1:]) if x.dim() > 2 else x
         mean = x.mean(dims)
         var = x.var(dims, unbiased=False)
         if self.momentum > 0 and self.previous is not None:
@@ -68,10 +94,12 @@ class BNStatsHook:
 
 
 @contextmanager
-def bn_statistics(model: nn.Module, momentum: float = 0.0, previous: list | None = None):
+def bn_statistics(model: nn.Module, momentum: float = 0.0, previous: list | None = None,
+                  instance_means: bool = False):
     """Register a BNStatsHook on every BatchNorm of ``model`` for the duration of the block.
-    ``previous``: the hooks' momentum state from an earlier block (``[h.previous for h in hooks]``)."""
-    hooks = [BNStatsHook(m, momentum) for m in model.modules()
+    ``previous``: the hooks' momentum state from an earlier block (``[h.previous for h in hooks]``);
+    ``instance_means``: also keep each BN input's per-sample channel means (``bn_features``)."""
+    hooks = [BNStatsHook(m, momentum, instance_means) for m in model.modules()
              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
              and m.running_mean is not None]
     for hook, prev in zip(hooks, previous or []):
@@ -83,16 +111,28 @@ def bn_statistics(model: nn.Module, momentum: float = 0.0, previous: list | None
             h.remove()
 
 
+def bn_features(hooks) -> torch.Tensor:
+    """CMI's contrastive features: the instance means of every BN input, concatenated (B x sum C)."""
+    return torch.cat([h.instance_mean for h in hooks], dim=1)
+
+
 def bn_loss(hooks) -> torch.Tensor:
     losses = [h.loss for h in hooks if h.loss is not None]
     return torch.stack(losses).sum() if losses else torch.zeros(())
 
 
-def information_entropy_loss(logits: torch.Tensor) -> torch.Tensor:
-    """DAFL's class-balance term: negative entropy of the batch-mean class distribution
-    (minimised when the batch covers the classes evenly), shifted so that balance gives 0."""
+def information_entropy_loss(logits: torch.Tensor, base: float = math.e) -> torch.Tensor:
+    """The class-balance term: sum_c p_c log_base p_c of the batch-mean class distribution p
+    (minimised by a batch that covers the classes evenly). DAFL's code takes log10, MosaicKD's
+    log2, DataFree's natural log."""
     p = F.softmax(logits.float(), dim=1).mean(0)
-    return (p * p.clamp_min(1e-8).log()).sum() + torch.log(torch.tensor(float(logits.shape[1])))
+    return (p * p.clamp_min(1e-12).log()).sum() / math.log(base)
+
+
+def mean_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """The mean entropy of the predictions (MosaicKD's ``align`` term: confident teacher outputs)."""
+    logp = F.log_softmax(logits.float(), dim=1)
+    return -(logp.exp() * logp).sum(1).mean()
 
 
 def activation_loss(features: torch.Tensor) -> torch.Tensor:

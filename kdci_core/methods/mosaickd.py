@@ -1,12 +1,17 @@
 """MosaicKD (Fang et al., NeurIPS 2021, "Mosaicking to Distill: Knowledge Distillation from
-Out-of-Domain Data").
+Out-of-Domain Data"), as its code computes it (zju-vipa/MosaicKD, kd_mosaic.py).
 
 Substitution data: the ``n_select`` wild (out-of-domain) images the teacher is *least* confident
-about, fixed before distillation (so KDCI's dictionary is built once from them), mixed half and
-half with images from a generator G. G is trained against a patch discriminator D that tells real
-OOD patches from generated ones, so G's *local* patterns come from the OOD data, while the teacher
-terms (``oh``, ``balance``, ``adv`` of ``teacher_objectives``) make the mosaicked images in-domain,
-class-balanced and hard for the student. The student loss is the loop's KD alone, as in MosaicKD.
+about (highest predictive entropy), fixed before distillation (so KDCI's dictionary is built once
+from them), mixed half and half with *fresh* images of a generator G at every student step. Every
+``synth_every`` student steps a patch discriminator D (a 2-layer stride-2 PatchGAN) takes one step
+telling real OOD images from generated ones, then G takes ``g_steps`` steps: fool D (``local``, so
+its local patterns come from the OOD data), the teacher's confidence (``align``: its mean
+entropy) and class balance (``balance``: log2 entropy of the mean prediction), and disagreement
+with the student (``adv``: - KL(teacher || student) at T=1, the student in train mode as in the
+reference, so its BatchNorm statistics also see G's images). The student loss is the loop's KD
+alone at T=1. The OOD half of a student batch is augmented as the dataset declares; the
+synthetic half is not (the reference augments only the OOD loader).
 """
 
 from __future__ import annotations
@@ -17,28 +22,24 @@ from torch import nn
 
 from ..common.errors import InputError
 from ..common.progress import report
-from .base import SamplingMethod, SyntheticPool, clip_images
+from .base import SamplingMethod
 from .registry import METHODS
 from .synthesis import latent_codes, new_generator, teacher_objectives
 from .wild import load_and_select
 
+_REF = "MosaicKD kd_mosaic.py"
+
 
 class PatchDiscriminator(nn.Module):
-    """Fully-convolutional PatchGAN: one logit per ``patch_size`` x ``patch_size`` patch.
+    """MosaicKD's PatchGAN (engine/models/generator.py): Conv 4x4 stride 2 -> LeakyReLU, Conv 4x4
+    stride 2 -> BatchNorm -> LeakyReLU, Conv 1x1 to one logit per patch (10 x 10 px receptive
+    field, 8 x 8 logits on a 32 px image), on whole images."""
 
-    Two valid (unpadded, stride-1) convolutions whose receptive fields add up to exactly
-    ``patch_size``, then a 1x1 convolution: logit (i, j) depends only on the patch at (i, j), so
-    an H x W image gives (H - p + 1) x (W - p + 1) logits, none touching a padded border.
-    """
-
-    def __init__(self, nc: int, patch_size: int, ndf: int = 64):
+    def __init__(self, nc: int, ndf: int = 128):
         super().__init__()
-        k1 = max(1, patch_size // 2)
-        k2 = patch_size - k1 + 1
-        self.patch_size = patch_size
         self.main = nn.Sequential(
-            nn.Conv2d(nc, ndf, k1), nn.LeakyReLU(0.2),
-            nn.Conv2d(ndf, ndf * 2, k2, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2),
+            nn.Conv2d(nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2),
             nn.Conv2d(ndf * 2, 1, 1, bias=False),
         )
 
@@ -57,37 +58,41 @@ def patch_bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
 class MosaicKD(SamplingMethod):
     """Sampling method (fixed OOD selection) that also trains a generator; ``refresh`` returns None.
 
-    The generator helpers (``new_generator``, ``latent``) and ``clip`` are borrowed from
-    GeneratorMethod/GenerationMethod as plain functions: inheriting them would make this a
-    generation method too (two ``kind``s, two ``sample``s in one MRO).
+    The generator helpers (``new_generator``, ``latent_codes``) are borrowed as plain functions:
+    inheriting GeneratorMethod would make this a generation method too (two ``kind``s, two
+    ``sample``s in one MRO).
     """
 
     default_k = 128  # KDCI's K for sampled unlabeled data (KDCI paper, section 4.3)
-    default_tau = 4.0  # MosaicKD's code uses T=1; 4 (common KD value) distils far better here
+    default_tau = 1.0  # kd_mosaic.py --T 1 (the README never sets it)
+    augments_itself = True  # only the OOD half of a student batch is augmented
+    student_source = ('kd_mosaic.py (SGD lr 0.1, momentum 0.9, weight decay 1e-4, cosine); quick: lr 0.01')
+    loop_source = ('kd_mosaic.py: 256 synthetic + 256 OOD a batch, 200 epochs of 196 x 5 student steps; quick: CPU-sized')
     defaults = {
-        "pool_size": 20_000, "n_select": 2_000, "synth_batch": 64, "g_steps": 5, "synth_every": 5,
-        "synth_pool": 2_000, "nz": 100, "ngf": 64, "ndf": 64, "patch_size": 4,
-        "lr_g": 0.001, "lr_d": 0.001, "local": 1.0, "oh": 1.0, "balance": 10.0, "adv": 1.0,
+        "pool_size": 20_000, "n_select": 2_000, "synth_batch": 64, "g_steps": 1, "synth_every": 5,
+        "nz": 100, "ngf": 64, "ndf": 64, "lr_g": 0.001, "lr_d": 0.001,
+        "local": 1.0, "align": 1.0, "balance": 10.0, "adv": 1.0,
     }
+    paper_params = {"pool_size": 1_281_167, "n_select": 50_000, "synth_batch": 256, "ndf": 128}
+    #: kd_mosaic.py: 256 synthetic + 256 OOD images a student batch; 200 epochs of 196 outer
+    #: iterations (50k / 256) x 5 KD steps
+    paper_loop = {"batch_size": 512, "steps_per_epoch": 980}
     sources = {
-        "pool_size": "chosen here (the default wild pool is crops of 2 photographs)",
-        "n_select": "chosen here (MosaicKD's --ood_subset keeps the least confident images; "
-                    "N scaled to the pool)",
-        "synth_batch": "MosaicKD uses the student batch (256); 64 here for a CPU",
-        "g_steps": "MosaicKD: 1 D+G update per 5 student steps; 5 here (500 student steps, not 78k)",
-        "synth_every": "MosaicKD code: 5 student (KD) steps per D+G update",
-        "synth_pool": "chosen here (MosaicKD draws fresh G samples each step; a small ring "
-                      "buffer keeps the synthetic half close to the current G)",
-        "nz": "MosaicKD code (--z_dim 100)", "ngf": "MosaicKD Generator (ngf=64)",
-        "ndf": "MosaicKD uses ndf=128; 64 here for 8-28 px inputs on a CPU",
-        "patch_size": "chosen here (MosaicKD's patch discriminator sees 10 px of 32 px images; "
-                      "about a third to half of the side here)",
-        "lr_g": "MosaicKD code (--lr_g 1e-3, Adam betas 0.5/0.999)",
-        "lr_d": "MosaicKD code (the discriminator's Adam also uses --lr_g 1e-3)",
-        "local": "MosaicKD README (--local 1)",
-        "oh": "MosaicKD README (--align 1; its align term is the teacher's entropy, CE to the "
-              "teacher's argmax here)",
-        "balance": "MosaicKD README (--balance 10)", "adv": "MosaicKD README (--adv 1)",
+        "pool_size": f"{_REF} scores ImageNet-32 or Places-32 (paper preset: 1,281,167); here the "
+                     "default wild pool is crops of 2 photographs",
+        "n_select": f"{_REF} keeps as many OOD images as the in-domain train set (50,000, paper "
+                    "preset; --ood_subset, highest teacher entropy); N scaled to the pool here",
+        "synth_batch": f"{_REF} uses the batch size (256, paper preset); 64 here for a CPU",
+        "g_steps": f"{_REF}: one D step and one G step per 5 student steps",
+        "synth_every": f"{_REF}: 5 student (KD) steps per D+G update",
+        "nz": f"{_REF} (--z_dim 100)", "ngf": "MosaicKD Generator (ngf=64)",
+        "ndf": f"{_REF} PatchDiscriminator(ndf=128) (paper preset); 64 here for 8-28 px inputs on a CPU",
+        "lr_g": f"{_REF} (--lr_g 1e-3, Adam betas 0.5/0.999)",
+        "lr_d": f"{_REF} (the discriminator's Adam also uses --lr_g 1e-3)",
+        "local": "MosaicKD README (--local 1; it also scales the discriminator's loss)",
+        "align": "MosaicKD README (--align 1: the teacher's mean entropy)",
+        "balance": "MosaicKD README (--balance 10, on the log2 entropy of the mean prediction)",
+        "adv": "MosaicKD README (--adv 1: - KL(teacher || student) at T=1, unmasked)",
     }
 
     ranges = {"synth_batch": (2, 1_000_000), "lr_g": (1e-8, 10.0), "lr_d": (1e-8, 10.0)}
@@ -98,40 +103,36 @@ class MosaicKD(SamplingMethod):
         if p["n_select"] > p["pool_size"]:
             raise InputError(f"mosaickd.n_select: expected at most pool_size={p['pool_size']}, "
                              f"found {p['n_select']}")
-        if p["patch_size"] > info.image_size:
-            raise InputError(f"mosaickd.patch_size: expected at most the image size "
-                             f"{info.image_size}, found {p['patch_size']}")
         self.generator = new_generator(self.ctx, self.p)
-        self.discriminator = PatchDiscriminator(info.in_channels, p["patch_size"], p["ndf"]).to(ctx.device)
+        self.discriminator = PatchDiscriminator(info.in_channels, p["ndf"]).to(ctx.device)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=p["lr_g"], betas=(0.5, 0.999))
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=p["lr_d"],
                                             betas=(0.5, 0.999))
-        self.pool = SyntheticPool(p["synth_pool"])
         self.rounds = 0
         self.last_terms: dict = {}  # the last generator step's weighted terms (diagnostics)
 
     def prepare(self):
         self.selected, _ = load_and_select(self.ctx, pool_size=self.p["pool_size"],
-                                           n_select=self.p["n_select"], least=True,
+                                           n_select=self.p["n_select"], score="entropy", least=True,
                                            desc="mosaickd: scoring the wild pool")
 
     def generate(self, n: int) -> torch.Tensor:
-        """G(z) inside the valid image range (the clamp passes gradients where it does not bind)."""
-        z = latent_codes(n, self.p["nz"], self.gen, self.ctx.device)
-        return clip_images(self.generator(z), self.ctx.info)
+        """G(z), normalised (the generator's Sigmoid keeps it a valid image)."""
+        return self.generator(latent_codes(n, self.p["nz"], self.gen, self.ctx.device))
 
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """Real OOD patches -> 1, generated patches -> 0 (``fake`` is detached: D only)."""
+        """Real OOD patches -> 1, generated patches -> 0 (``fake`` is detached: D only), scaled
+        by ``local`` as in the reference."""
         d = self.discriminator
-        return 0.5 * (patch_bce(d(real), True) + patch_bce(d(fake.detach()), False))
+        return self.p["local"] * 0.5 * (patch_bce(d(real), True) + patch_bce(d(fake.detach()), False))
 
     def generator_terms(self, fake: torch.Tensor, student: nn.Module) -> dict:
-        """``local`` (fool D: generated patches -> 1) + the teacher terms oh/balance/adv."""
+        """``local`` (fool D: generated patches -> 1) + the teacher terms align/balance/adv."""
         terms = {}
         if self.p["local"] > 0:
             terms["local"] = self.p["local"] * patch_bce(self.discriminator(fake), True)
         _, teacher_terms, _ = teacher_objectives(self.ctx.teacher, fake, weights=self.p,
-                                                 student=student, tau=self.ctx.tau)
+                                                 student=student, adv="kl", balance_base=2.0)
         return terms | teacher_terms
 
     def refresh(self, step, student):
@@ -140,6 +141,7 @@ class MosaicKD(SamplingMethod):
             return None
         self.generator.train()
         self.discriminator.train()
+        student.train()  # as kd_mosaic.py: the student's BN statistics see the G-step images
         for it in range(p["g_steps"]):
             fake = self.generate(p["synth_batch"])
             if p["local"] > 0:
@@ -154,14 +156,16 @@ class MosaicKD(SamplingMethod):
             self.g_optimizer.step()
             self.last_terms = {k: float(v.detach()) for k, v in terms.items()}
             report(self.ctx.progress, it + 1, p["g_steps"], f"mosaickd generator (round {self.rounds + 1})")
-        with torch.no_grad():
-            self.pool.add(self.generate(p["synth_batch"]))
         self.rounds += 1
         return None  # the dictionary stays the one built from the OOD selection (KDCI.md)
 
     def sample(self, batch_size):
-        """Half synthetic (once the pool has images), half selected OOD images."""
-        if len(self.pool) == 0:
-            return super().sample(batch_size)
+        """Half fresh generator images (not augmented), half selected OOD images (augmented as the
+        dataset declares): kd_mosaic.py's student batch."""
         n_syn = batch_size // 2
-        return torch.cat([self.pool.sample(n_syn, self.gen), super().sample(batch_size - n_syn)])
+        with torch.no_grad():
+            synthetic = self.generate(n_syn)
+        ood = super().sample(batch_size - n_syn)
+        if self.ctx.augment is not None:
+            ood = self.ctx.augment(ood)
+        return torch.cat([synthetic, ood])

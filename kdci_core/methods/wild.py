@@ -15,11 +15,21 @@ def self_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -F.log_softmax(logits.float(), dim=1).max(dim=1).values
 
 
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """The predictive entropy of each row (MosaicKD's OOD score: high = unconfident)."""
+    logp = F.log_softmax(logits.float(), dim=1)
+    return -(logp.exp() * logp).sum(1)
+
+
+#: confidence scores, low = confident: DFND's self cross-entropy, MosaicKD's entropy
+SCORES = {"self-ce": self_cross_entropy, "entropy": entropy}
+
+
 def select_confident(logits: torch.Tensor, n: int, *, balanced: bool = False,
-                     least: bool = False) -> torch.Tensor:
-    """Indices of the ``n`` lowest (``least``: highest) self-cross-entropy rows;
+                     least: bool = False, score: str = "self-ce") -> torch.Tensor:
+    """Indices of the ``n`` lowest (``least``: highest) ``score`` rows;
     ``balanced``: n // C per predicted class."""
-    scores = self_cross_entropy(logits)
+    scores = SCORES[score](logits)
     scores = -scores if least else scores
     if not balanced:
         return torch.argsort(scores)[:n]
@@ -41,10 +51,10 @@ def score_pool(teacher: nn.Module, pool: torch.Tensor, *, device: torch.device,
 
 
 def load_and_select(ctx, *, pool_size: int, n_select: int, balanced: bool = False,
-                    least: bool = False, desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+                    least: bool = False, score: str = "self-ce", desc: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Load the run's wild pool, score it with the teacher, keep ``n_select``; returns
     (selected images on the run's device, their teacher logits on the CPU)."""
     pool = load_wild_pool(ctx.wild_data, ctx.info, n=pool_size, seed=ctx.seed, root=ctx.data_root)
     logits = score_pool(ctx.teacher, pool, device=ctx.device, progress=ctx.progress, desc=desc)
-    keep = select_confident(logits, n_select, balanced=balanced, least=least)
+    keep = select_confident(logits, n_select, balanced=balanced, least=least, score=score)
     return pool[keep].to(ctx.device), logits[keep]

@@ -67,8 +67,10 @@ def generator_names() -> list[str]:
 
 
 def build_generator(*, nz: int = 256, img_size: int, nc: int, ngf: int = 64,
-                    name: str = "dcgan") -> nn.Module:
-    """Build generator ``name`` (default DCGAN) producing ``nc x img_size x img_size`` images."""
+                    name: str = "dcgan", output: str = "bn", mean=None, std=None) -> nn.Module:
+    """Build generator ``name`` (default DCGAN) producing ``nc x img_size x img_size`` images in
+    normalised space; ``output``: the head (see ``models.generators``; ``sigmoid`` needs the
+    dataset's ``mean`` and ``std``)."""
     if not isinstance(name, str):
         raise InputError(f"generator: expected a name (string), found {name!r}")
     cls = GENERATORS.get(name)
@@ -76,4 +78,4 @@ def build_generator(*, nz: int = 256, img_size: int, nc: int, ngf: int = 64,
     img_size = check_range("img_size", img_size, low=4, integer=True)
     nc = check_range("nc", nc, low=1, integer=True)
     ngf = check_range("ngf", ngf, low=1, integer=True)
-    return cls(nz=nz, img_size=img_size, nc=nc, ngf=ngf)
+    return cls(nz=nz, img_size=img_size, nc=nc, ngf=ngf, output=output, mean=mean, std=std)

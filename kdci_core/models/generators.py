@@ -1,10 +1,14 @@
-"""DCGAN-style image generator used by the generator-based DFKD methods (DAFL, DFAD, CMI...).
+"""DCGAN-style image generators of the generator-based DFKD methods, in the references' forms.
 
 z -> Linear -> (2*ngf) x s x s with s = ceil(img_size / 4) -> BN -> up x2 -> conv/BN/LeakyReLU
--> up x2 -> conv/BN/LeakyReLU -> conv to ``nc``. Sizes not divisible by 4 (e.g. 30) are
-resized to ``img_size`` by bilinear interpolation at the end. The output goes through
-``BatchNorm2d(nc, affine=False)`` instead of tanh: the students see *normalised* images
-(zero mean, unit variance per channel), not [-1, 1] images, so a tanh would be the wrong range.
+-> up x2 -> conv/BN/LeakyReLU -> conv to ``nc`` -> the output head. Sizes not divisible by 4
+(e.g. 30) are resized to ``img_size`` bilinearly before the head. Every head delivers images in
+the engine's *normalised* space (the dataset's mean/std), as the students see them:
+- ``sigmoid``: DataFree/Fast-Datafree/MosaicKD ``Generator`` (convolutions without bias): a
+  Sigmoid to [0, 1], then the dataset normalisation (``mean``, ``std``);
+- ``tanh-bn``: DAFL's generator (huawei-noah DAFL-train.py): convolutions with bias, BatchNorm
+  eps 0.8 in the blocks, Tanh, then BatchNorm without affine;
+- ``bn``: this project's earlier head (BatchNorm without affine; no Tanh), kept for old runs.
 """
 
 from __future__ import annotations
@@ -15,31 +19,45 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..common.errors import InputError
 from .base import GENERATORS
+
+OUTPUTS = ("sigmoid", "tanh-bn", "bn")
 
 
 @GENERATORS.register("dcgan")
 class DCGANGenerator(nn.Module):
     """Noise ``B x nz`` -> images ``B x nc x img_size x img_size`` in normalised space."""
 
-    def __init__(self, *, nz: int = 256, img_size: int, nc: int, ngf: int = 64):
+    def __init__(self, *, nz: int = 256, img_size: int, nc: int, ngf: int = 64, output: str = "bn",
+                 mean=None, std=None):
         super().__init__()
-        self.nz, self.img_size, self.nc, self.ngf = nz, img_size, nc, ngf
+        if output not in OUTPUTS:
+            raise InputError(f"generator output: expected one of {', '.join(OUTPUTS)}, found {output!r}")
+        if output == "sigmoid" and (mean is None or std is None):
+            raise InputError("generator output sigmoid: needs the dataset's mean and std to normalise")
+        self.nz, self.img_size, self.nc, self.ngf, self.output = nz, img_size, nc, ngf, output
         self.init_size = max(1, math.ceil(img_size / 4))
+        dafl = output == "tanh-bn"
+        bias, eps = dafl, (0.8 if dafl else 1e-5)
         self.l1 = nn.Linear(nz, ngf * 2 * self.init_size ** 2)
         self.conv_blocks0 = nn.BatchNorm2d(ngf * 2)
         self.conv_blocks1 = nn.Sequential(
-            nn.Conv2d(ngf * 2, ngf * 2, 3, padding=1, bias=False),
-            nn.BatchNorm2d(ngf * 2),
+            nn.Conv2d(ngf * 2, ngf * 2, 3, padding=1, bias=bias),
+            nn.BatchNorm2d(ngf * 2, eps=eps),
             nn.LeakyReLU(0.2, inplace=True),
         )
         self.conv_blocks2 = nn.Sequential(
-            nn.Conv2d(ngf * 2, ngf, 3, padding=1, bias=False),
-            nn.BatchNorm2d(ngf),
+            nn.Conv2d(ngf * 2, ngf, 3, padding=1, bias=bias),
+            nn.BatchNorm2d(ngf, eps=eps),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ngf, nc, 3, padding=1),
         )
-        self.out_norm = nn.BatchNorm2d(nc, affine=False)
+        if output == "sigmoid":
+            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+            self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        else:
+            self.out_norm = nn.BatchNorm2d(nc, affine=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         s = self.init_size
@@ -50,4 +68,8 @@ class DCGANGenerator(nn.Module):
         if out.shape[-1] != self.img_size:
             out = F.interpolate(out, size=(self.img_size, self.img_size), mode="bilinear",
                                 align_corners=False)
+        if self.output == "sigmoid":
+            return (torch.sigmoid(out) - self.mean) / self.std
+        if self.output == "tanh-bn":
+            out = torch.tanh(out)
         return self.out_norm(out)

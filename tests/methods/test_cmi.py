@@ -27,6 +27,11 @@ def _teacher():
     return teacher
 
 
+def _bn_dim(model) -> int:
+    """The width of CMI's features: the channels of every teacher BatchNorm, concatenated."""
+    return sum(m.num_features for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
 def _method(**params):
     ctx = MethodContext(teacher=_teacher(), info=INFO, device=torch.device("cpu"), seed=0, tau=20.0,
                         params=params)
@@ -62,9 +67,10 @@ def test_random_view_identity_and_flip():
 
 def test_contrastive_gradients_reach_local_view_and_head_only():
     m = _method()
-    m.remember(torch.randn(10, 2 * 84))
-    f_global = torch.randn(5, 84, requires_grad=True)
-    f_local = (f_global.detach() + 0.1 * torch.randn(5, 84)).requires_grad_(True)
+    d = _bn_dim(m.ctx.teacher)
+    m.remember(torch.randn(10, 2 * d))
+    f_global = torch.randn(5, d, requires_grad=True)
+    f_local = (f_global.detach() + 0.1 * torch.randn(5, d)).requires_grad_(True)
     loss = m.contrastive(f_global, f_local)
     loss.backward()
     assert loss > 0 and f_local.grad.abs().sum() > 0
@@ -77,11 +83,11 @@ def test_objective_terms_and_gradients_reach_generator_not_teacher():
     student = build_model("lenet5_half", num_classes=3, in_channels=1).eval()
     g = m.new_generator()
     z = m.latent(8).requires_grad_(True)
-    with bn_statistics(m.ctx.teacher) as hooks:
-        total, terms, feats = m.objective(m.clip(g(z)), m.targets(8), hooks, student)
+    with bn_statistics(m.ctx.teacher, instance_means=True) as hooks:
+        total, terms, feats = m.objective(g(z), m.targets(8), hooks, student)
     assert set(terms) == {"bn", "oh", "adv", "cr"} and terms["adv"] <= 0
     assert torch.allclose(total, sum(terms.values()))
-    assert feats.shape == (8, 2 * 84) and not feats.requires_grad
+    assert feats.shape == (8, 2 * _bn_dim(m.ctx.teacher)) and not feats.requires_grad
     terms["cr"].backward()
     assert z.grad.abs().sum() > 0 and all(p.grad is not None for p in m.head.parameters())
     assert sum(p.grad.abs().sum() for p in g.parameters() if p.grad is not None) > 0
@@ -94,16 +100,33 @@ def test_rounds_reinitialise_generator_fill_bank_and_pool():
     student = build_model("lenet5_half", num_classes=3, in_channels=1).eval()
     assert m.refresh(1, student) is None
     first = m.refresh(0, student)
-    g1 = m.generator
+    g1, w1 = m.generator, m.generator.l1.weight.detach().clone()
     second = m.refresh(2, student)
-    assert m.generator is not g1 and not torch.equal(m.generator.l1.weight, g1.l1.weight)
+    # the same generator, re-initialised (DataFree's reset_model), then trained again
+    assert m.generator is g1 and not torch.equal(m.generator.l1.weight, w1)
     assert first.shape == (8, 1, 8, 8) and not first.requires_grad and not torch.equal(first, second)
     lo, hi = (0 - 0.5) / 0.25, (1 - 0.5) / 0.25
     assert first.min() >= lo - 1e-5 and first.max() <= hi + 1e-5
     assert len(m.pool) == 16 and m.sample(5).shape == (5, 1, 8, 8)
-    assert m.bank.shape == (12, 2 * 84) and not m.bank.requires_grad  # FIFO: oldest 4 dropped
+    d = _bn_dim(m.ctx.teacher)
+    assert m.bank.shape == (12, 2 * d) and not m.bank.requires_grad  # FIFO: oldest 4 dropped
     m.p["n_neg"] = 3
-    assert m.negatives().shape == (3, 2 * 84)
+    assert m.negatives().shape == (3, 2 * d)
+
+
+def test_reset_generator_draws_the_references_initialisation():
+    from kdci_core.methods.synthesis import reset_generator
+
+    m = _method(ngf=32, nz=64)
+    reset_generator(m.generator, torch.Generator().manual_seed(3))
+    convs = [x for x in m.generator.modules() if isinstance(x, (torch.nn.Conv2d, torch.nn.Linear))]
+    bns = [x for x in m.generator.modules() if isinstance(x, torch.nn.BatchNorm2d) and x.affine]
+    w = torch.cat([c.weight.flatten() for c in convs])
+    assert w.mean().abs() < 0.002 and w.std().item() == pytest.approx(0.02, rel=0.05)
+    assert all(c.bias is None or not c.bias.any() for c in convs)
+    bw = torch.cat([b.weight for b in bns])
+    assert (bw - 1).abs().max() < 0.1 and bw.std().item() == pytest.approx(0.02, rel=0.3)
+    assert all(not b.bias.any() for b in bns)
 
 
 def test_synthesis_reproducible_from_seed():

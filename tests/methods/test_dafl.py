@@ -49,13 +49,14 @@ def test_generator_loss_terms_match_hand_formulas():
     p = F.softmax(logits, 1).mean(0)
     assert terms["oh"].item() == pytest.approx(F.cross_entropy(logits, logits.argmax(1)).item(), rel=1e-5)
     assert terms["act"].item() == pytest.approx(-0.1 * feats.abs().mean().item(), rel=1e-5)
-    assert terms["balance"].item() == pytest.approx(5.0 * ((p * p.log()).sum() + math.log(3)).item(),
+    # DAFL-train.py: (softmax_o_T * torch.log10(softmax_o_T)).sum(), weighted by --ie
+    assert terms["balance"].item() == pytest.approx(5.0 * (p * torch.log10(p)).sum().item(),
                                                     rel=1e-4, abs=1e-6)
-    assert terms["act"] <= 0 and terms["oh"] >= 0 and terms["balance"] >= -1e-6
+    assert terms["act"] <= 0 and terms["oh"] >= 0 and terms["balance"] >= 5.0 * -math.log10(3) - 1e-6
     assert total.item() == pytest.approx(sum(v.item() for v in terms.values()), rel=1e-5)
 
 
-def test_balance_term_zero_when_balanced_log_c_when_collapsed():
+def test_balance_term_minimal_when_balanced_zero_when_collapsed():
     from kdci_core.methods.synthesis import teacher_objectives
 
     class Fixed(torch.nn.Module):  # a "teacher" that returns the given logits
@@ -65,9 +66,16 @@ def test_balance_term_zero_when_balanced_log_c_when_collapsed():
     balanced = torch.eye(3) * 50.0                      # one confident sample per class
     collapsed = torch.tensor([[50.0, 0, 0]] * 3)        # every sample in class 0
     w = {"balance": 5.0}
-    assert teacher_objectives(Fixed(), balanced, weights=w)[1]["balance"].abs() < 1e-4
-    assert teacher_objectives(Fixed(), collapsed, weights=w)[1]["balance"].item() == pytest.approx(
-        5.0 * math.log(3), rel=1e-4)
+    assert teacher_objectives(Fixed(), balanced, weights=w, balance_base=10.0)[1]["balance"].item() == \
+        pytest.approx(-5.0 * math.log10(3), rel=1e-4)
+    assert teacher_objectives(Fixed(), collapsed, weights=w, balance_base=10.0)[1]["balance"].abs() < 1e-4
+
+
+def test_generator_is_dafls_tanh_then_batchnorm_without_affine():
+    m = _method()
+    g = m.generator
+    assert g.output == "tanh-bn" and not g.out_norm.affine
+    assert g.conv_blocks1[0].bias is not None and g.conv_blocks1[1].eps == 0.8
 
 
 def test_gradients_reach_the_generator_only():
@@ -81,8 +89,19 @@ def test_gradients_reach_the_generator_only():
     assert all(p.grad is not None for p in m.generator.parameters() if p.requires_grad)
     assert all(p.grad is None for p in list(teacher.parameters()) + list(student.parameters()))
     m.g_optimizer.zero_grad(set_to_none=True)
-    batch = m.refresh(0, student)  # one Adam step, then a new batch from the updated G
+    m.generator.eval()  # to recompute the step's batch exactly below
+    m.generator.train = lambda mode=True: m.generator  # keep eval mode inside refresh
+    state = m.gen.get_state()
+    batch = m.refresh(0, student)  # one Adam step; the student gets the batch of that step
     assert not batch.requires_grad and batch.shape == (16, 1, 8, 8)
+    m.gen.set_state(state)
+    with torch.no_grad():
+        replay = [p.detach().clone() for p in m.generator.parameters()]
+        for p, b in zip(m.generator.parameters(), before):
+            p.copy_(b)
+        assert torch.allclose(batch, m.generator(m.latent(16)), atol=1e-6)  # G before its update
+        for p, r in zip(m.generator.parameters(), replay):
+            p.copy_(r)
     assert any(not torch.equal(a, b) for a, b in zip(before, m.generator.parameters()))
     assert all(p.grad is None for p in student.parameters())  # DAFL's G ignores the student
 
@@ -114,7 +133,7 @@ def test_distill_digits_end_to_end(builtin, kdci):
     cfg = DistillConfig(method="dafl", kdci=kdci, epochs=2, steps_per_epoch=5, batch_size=32,
                         method_params={"synth_batch": 32, "synth_every": 2, "ngf": 16, "nz": 16})
     res = run_inline(cfg)
-    assert 0 <= res["student_accuracy"] <= 100 and res["tau"] == 20.0
+    assert 0 <= res["student_accuracy"] <= 100 and res["tau"] == 1.0  # DAFL's kdloss: no temperature
     assert [h["step"] for h in res["history"]] == [5, 10]
     assert all(set(h) >= {"kd", "loss"} and h["loss"] == pytest.approx(h["kd"]) for h in res["history"])
     if kdci:  # generation kind: the dictionary is rebuilt from every new synthetic mini-batch

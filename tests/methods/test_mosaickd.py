@@ -11,11 +11,11 @@ from kdci_core.distill import DistillConfig
 from kdci_core.errors import InputError
 from kdci_core.methods import METHODS, MethodContext
 from kdci_core.methods.mosaickd import PatchDiscriminator, patch_bce
-from kdci_core.methods.wild import score_pool, self_cross_entropy
+from kdci_core.methods.wild import entropy, score_pool
 from kdci_core.models import build_model
 from kdci_core.runs import run_inline
 
-SMALL = {"pool_size": 200, "n_select": 40, "synth_batch": 8, "g_steps": 2, "synth_every": 3,
+SMALL = {"pool_size": 200, "n_select": 40, "synth_batch": 8, "g_steps": 1, "synth_every": 3,
          "ngf": 8, "ndf": 8}
 
 
@@ -49,16 +49,21 @@ def test_patch_bce_by_hand():
     assert patch_bce(sure_real, True) < 1e-6 and patch_bce(sure_real, False) > 100
 
 
-@pytest.mark.parametrize("p", [1, 3, 4, 8])
-def test_patch_discriminator_sees_exactly_one_patch_per_logit(p):
-    d = PatchDiscriminator(nc=1, patch_size=p, ndf=4).eval()
-    x = torch.randn(2, 1, 8, 8)
+def test_patch_discriminator_is_the_references_patchgan():
+    """kd_mosaic.py's PatchDiscriminator: 4x4 stride-2 convs twice, a 1x1 to one logit per patch:
+    8 x 8 logits on a 32 px image, each seeing a 10 x 10 px window (4 px apart)."""
+    d = PatchDiscriminator(nc=3, ndf=8).eval()
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.kernel_size, c.stride, c.padding) for c in convs] == [((4, 4), (2, 2), (1, 1))] * 2 + [
+        ((1, 1), (1, 1), (0, 0))]
+    x = torch.randn(2, 3, 32, 32)
     out = d(x)
-    assert out.shape == (2, 1, 9 - p, 9 - p)
+    assert out.shape == (2, 1, 8, 8)
     y = x.clone()
-    y[:, :, 0, 0] += 5.0  # the corner pixel lies only in the first patch
-    changed = (d(y) - out).abs() > 1e-6
-    assert changed[:, :, 0, 0].all() and changed.sum() == 2
+    y[:, :, 0, 0] += 5.0  # the corner pixel: only logits whose 10 px window (padding 3) holds it
+    changed = ((d(y) - out).abs() > 1e-6)[0, 0]
+    assert changed[0, 0] and changed.nonzero().max() <= 1
+    assert d(torch.randn(2, 1, 8, 8).repeat(1, 3, 1, 1)).shape == (2, 1, 2, 2)  # 8 px digits
 
 
 def test_discriminator_loss_trains_only_the_discriminator(builtin, info):
@@ -66,6 +71,8 @@ def test_discriminator_loss_trains_only_the_discriminator(builtin, info):
     fake = m.generate(8)
     loss = m.discriminator_loss(torch.randn(8, 1, 8, 8), fake)
     assert loss.item() > 0
+    half = _method(builtin, info, local=0.5).discriminator_loss(torch.randn(8, 1, 8, 8), fake)
+    assert half.item() < loss.item()  # the reference scales D's loss by --local too
     loss.backward()
     assert all(q.grad is not None for q in m.discriminator.parameters())
     assert all(q.grad is None for q in m.generator.parameters())
@@ -78,8 +85,16 @@ def test_generator_terms_signs_and_gradients(builtin, info):
     lo, hi = -info.mean[0] / info.std[0], (1 - info.mean[0]) / info.std[0]
     assert fake.shape == (8, 1, 8, 8) and fake.min() >= lo - 1e-5 and fake.max() <= hi + 1e-5
     terms = m.generator_terms(fake, student)
-    assert set(terms) == {"local", "oh", "balance", "adv"}
-    assert terms["local"] > 0 and terms["oh"] > 0 and terms["balance"] >= 0 and terms["adv"] <= 0
+    assert set(terms) == {"local", "align", "balance", "adv"}
+    t = builtin.model(fake)
+    logp = torch.log_softmax(t, 1)
+    assert terms["align"].item() == pytest.approx(-(logp.exp() * logp).sum(1).mean().item(), rel=1e-4)
+    py = torch.softmax(t, 1).mean(0)
+    assert terms["balance"].item() == pytest.approx(10.0 * (py * torch.log2(py)).sum().item(), rel=1e-4)
+    s_out = student(fake)
+    kl = (torch.softmax(t, 1) * (torch.log_softmax(t, 1) - torch.log_softmax(s_out, 1))).sum(1).mean()
+    assert terms["adv"].item() == pytest.approx(-kl.item(), rel=1e-3)  # - KL(t || s) at T=1, unmasked
+    assert terms["local"] > 0 and terms["align"] > 0 and terms["balance"] <= 0 and terms["adv"] <= 0
     sum(terms.values()).backward()
     assert all(q.grad is not None for q in m.generator.parameters())
     assert all(q.grad is None for q in builtin.model.parameters())  # the teacher stays frozen
@@ -92,29 +107,28 @@ def test_prepare_keeps_the_least_confident(builtin, info):
     m.prepare()
     assert m.substitution_data().shape == (40, 1, 8, 8) and m.min_dictionary_samples() == 40
     pool = load_wild_pool(None, info, n=200, seed=0)
-    scores = self_cross_entropy(score_pool(builtin.model, pool, device=torch.device("cpu")))
-    kept = self_cross_entropy(builtin.model(m.selected))
+    scores = entropy(score_pool(builtin.model, pool, device=torch.device("cpu")))
+    kept = entropy(builtin.model(m.selected))  # MosaicKD's score: the teacher's entropy, highest kept
     assert kept.min() >= scores.sort(descending=True).values[39] - 1e-5
 
 
-def test_refresh_returns_none_trains_both_nets_and_fills_pool(builtin, info):
-    m = _method(builtin, info)
+def test_refresh_trains_both_nets_and_every_sample_is_fresh(builtin, info):
+    m = _method(builtin, info, g_steps=1)
     m.prepare()
-    first = m.sample(10)
-    assert all((m.selected == img).all((1, 2, 3)).any() for img in first)  # OOD only at first
     g0 = [q.clone() for q in m.generator.parameters()]
     d0 = [q.clone() for q in m.discriminator.parameters()]
     student = _student()
-    assert m.refresh(1, student) is None and len(m.pool) == 0  # not a refresh step
-    assert m.refresh(0, student) is None and len(m.pool) == 8 and m.rounds == 1
+    assert m.refresh(1, student) is None  # not a refresh step
+    assert all(torch.equal(a, b) for a, b in zip(g0, m.generator.parameters()))
+    assert m.refresh(0, student) is None and m.rounds == 1
+    assert student.training  # the reference's G step runs the student in train mode
     assert any(not torch.equal(a, b) for a, b in zip(g0, m.generator.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(d0, m.discriminator.parameters()))
-    assert {"local", "oh", "balance", "adv"} == set(m.last_terms)
-    batch = m.sample(10)
-    assert batch.shape == (10, 1, 8, 8)
-    assert all((m.pool.data == img).all((1, 2, 3)).any() for img in batch[:5])
-    assert all((m.selected == img).all((1, 2, 3)).any() for img in batch[5:])
-    assert m.refresh(3, student) is None and len(m.pool) == 16
+    assert {"local", "align", "balance", "adv"} == set(m.last_terms)
+    first, second = m.sample(10), m.sample(10)
+    assert first.shape == (10, 1, 8, 8)
+    assert not torch.equal(first[:5], second[:5])  # fresh generator images at every student step
+    assert all((m.selected == img).all((1, 2, 3)).any() for img in first[5:])  # OOD, unaugmented here
 
 
 def test_local_zero_leaves_the_discriminator_untouched(builtin, info):
@@ -130,7 +144,7 @@ def test_distill_digits_end_to_end(builtin, kdci):
     cfg = DistillConfig(method="mosaickd", kdci=kdci, epochs=2, steps_per_epoch=5, batch_size=32,
                         method_params={**SMALL, "n_select": 150, "synth_every": 5})
     res = run_inline(cfg)
-    assert 0 <= res["student_accuracy"] <= 100 and res["tau"] == 4.0
+    assert 0 <= res["student_accuracy"] <= 100 and res["tau"] == 1.0  # kd_mosaic.py --T 1
     assert [h["step"] for h in res["history"]] == [5, 10]
     if kdci:  # sampling method: built once from the 150 selected images, never rebuilt
         assert res["dictionary"]["rebuilds"] == 1 and res["k"] == 128
@@ -141,8 +155,7 @@ def test_distill_digits_end_to_end(builtin, kdci):
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"patch_size": 9}, "mosaickd.patch_size"), ({"patch_size": 0}, "mosaickd.patch_size"),
-    ({"n_select": 500}, "mosaickd.n_select"), ({"synth_batch": 1}, "mosaickd.synth_batch"),
+    ({"ndf": 0}, "mosaickd.ndf"), ({"n_select": 500}, "mosaickd.n_select"), ({"synth_batch": 1}, "mosaickd.synth_batch"),
     ({"synth_every": 0}, "mosaickd.synth_every"), ({"lr_g": -1.0}, "mosaickd.lr_g"),
     ({"local": "x"}, "mosaickd.local"), ({"nope": 1}, "unknown"),
 ])
