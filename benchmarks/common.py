@@ -65,6 +65,21 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def paired_stats(diffs: list[float]) -> dict:
+    """Mean paired difference, its 95% confidence interval (Student t, n-1 dof) and the paired
+    t-test's two-sided p-value (scipy ``ttest_1samp`` of the differences against 0, which is
+    ``ttest_rel`` of the two samples)."""
+    from scipy import stats
+
+    n = len(diffs)
+    m, sd = mean_std(diffs)
+    if n < 2 or sd == 0:
+        return {"n": n, "mean": m, "ci95": [m, m], "p": None if n < 2 else (0.0 if m else 1.0)}
+    half = stats.t.ppf(0.975, n - 1) * sd / n ** 0.5
+    return {"n": n, "mean": m, "ci95": [float(m - half), float(m + half)],
+            "p": float(stats.ttest_1samp(diffs, 0.0).pvalue)}
+
+
 def fmt(values: list[float]) -> str:
     m, s = mean_std(values)
     return f"{m:6.2f} +- {s:5.2f}"
@@ -95,7 +110,7 @@ def parser(description: str, methods: list[str]) -> argparse.ArgumentParser:
     ap.add_argument("--teacher-epochs", type=int, default=5)
     ap.add_argument("--student", default="lenet5_half")
     ap.add_argument("--methods", nargs="+", default=methods)
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--steps-per-epoch", type=int, default=50)
     ap.add_argument("--device", default="auto")
@@ -160,7 +175,7 @@ def summarise(runs: list[dict], methods: list[str], variants: list[str], referen
             rows.append({
                 "method": m, "variant": v, "mean": mean_std(acc)[0], "std": mean_std(acc)[1],
                 "accuracies": acc, "diff_mean": mean_std(diffs)[0], "diff_std": mean_std(diffs)[1],
-                "diffs": diffs, "reference": reference,
+                "diffs": diffs, "reference": reference, "paired": paired_stats(diffs),
                 "time_ratio": mean_std([r["wall_time_s"] for r in these])[0] / mean_std([r["wall_time_s"] for r in ref])[0],
                 "memory_ratio": mean_std([r["peak_memory_mb"] for r in these])[0] / mean_std([r["peak_memory_mb"] for r in ref])[0],
                 "wall_time_s": mean_std([r["wall_time_s"] for r in these])[0],
@@ -171,13 +186,17 @@ def summarise(runs: list[dict], methods: list[str], variants: list[str], referen
 def print_table(rows: list[dict], title: str) -> None:
     ref = rows[0]["reference"] if rows else ""
     print(f"\n{title}\n{'method':<9} {'variant':<22} {'accuracy':>16} {'vs ' + ref + ' (paired)':>22}  "
-          f"{'per-seed':<22} {'time x':>7} {'mem x':>6} {'time s':>7} {'MB':>6}")
+          f"{'95% CI':>17} {'p':>6}  {'per-seed':<34} {'time x':>7} {'mem x':>6} {'time s':>7} {'MB':>6}")
     for r in rows:
-        diff = "" if r["variant"] == ref else f"{r['diff_mean']:+6.2f} +- {r['diff_std']:5.2f}"
-        seeds = "" if r["variant"] == ref else " ".join(f"{d:+.2f}" for d in r["diffs"])
+        same = r["variant"] == ref
+        diff = "" if same else f"{r['diff_mean']:+6.2f} +- {r['diff_std']:5.2f}"
+        lo, hi = r["paired"]["ci95"]
+        ci = "" if same else f"[{lo:+6.2f}, {hi:+6.2f}]"
+        p = "" if same or r["paired"]["p"] is None else f"{r['paired']['p']:.3f}"
+        seeds = "" if same else " ".join(f"{d:+.2f}" for d in r["diffs"])
         print(f"{r['method']:<9} {r['variant']:<22} {r['mean']:9.2f} +- {r['std']:4.2f} {diff:>22}  "
-              f"{seeds:<22} {r['time_ratio']:7.2f} {r['memory_ratio']:6.3f} {r['wall_time_s']:7.1f} "
-              f"{r['peak_memory_mb']:6.0f}")
+              f"{ci:>17} {p:>6}  {seeds:<34} {r['time_ratio']:7.2f} {r['memory_ratio']:6.3f} "
+              f"{r['wall_time_s']:7.1f} {r['peak_memory_mb']:6.0f}")
 
 
 def finish(args, name: str, runs: list[dict], rows: list[dict], started: float) -> None:
