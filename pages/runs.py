@@ -16,6 +16,7 @@ import streamlit as st
 
 from app.shared import teacher_caption, teacher_config
 from kdci_core.common.errors import InputError
+from kdci_core.distill.presets import LOOP, PRESETS
 from kdci_core.figures.runs import curves_figure
 from kdci_core.methods import METHODS
 from kdci_core.models import model_names
@@ -31,6 +32,12 @@ def backend_for(name: str, address: str, max_concurrent: int):
     return get_backend(name, RunStore(), ray_address=address or None, max_concurrent=max_concurrent)
 
 
+def _preset_changed() -> None:
+    """A new preset brings its own epochs and steps into the fields (which then override it)."""
+    loop = LOOP[st.session_state["runs_preset"]]
+    st.session_state["runs_epochs"], st.session_state["runs_steps"] = loop["epochs"], loop["steps_per_epoch"]
+
+
 def launch_form() -> None:
     cfg = teacher_config()
     with st.expander("Launch runs", expanded=not RunStore().rows(limit=1)):
@@ -40,10 +47,16 @@ def launch_form() -> None:
         methods = c1.multiselect("Methods", names, default=["deepinv"], key="runs_methods")
         on = c2.checkbox("KDCI on", True, key="runs_on")
         off = c3.checkbox("KDCI off", True, key="runs_off")
+        preset = st.radio("Preset", list(PRESETS), horizontal=True, key="runs_preset",
+                          on_change=_preset_changed,
+                          help="quick: CPU-sized defaults; paper: the reference scripts' CIFAR settings "
+                               "(batch 256, 200 epochs x 400 steps, the methods' reference learning "
+                               "rates and iterations; for a GPU). The fields below override it.")
+        loop = LOOP[preset]
         c1, c2, c3, c4 = st.columns(4)
         seeds = int(c1.number_input("Seeds", 1, 20, 3, key="runs_seeds", help="seeds 0 .. n-1"))
-        epochs = int(c2.number_input("Epochs", 1, 10_000, 10, key="runs_epochs"))
-        steps = int(c3.number_input("Steps per epoch", 1, 100_000, 50, key="runs_steps"))
+        epochs = int(c2.number_input("Epochs", 1, 10_000, loop["epochs"], key="runs_epochs"))
+        steps = int(c3.number_input("Steps per epoch", 1, 100_000, loop["steps_per_epoch"], key="runs_steps"))
         students = model_names()
         student = c4.selectbox("Student", students, index=students.index("lenet5_half"), key="runs_student")
         c1, c2, c3 = st.columns(3)
@@ -55,7 +68,7 @@ def launch_form() -> None:
         settings = [s for s, keep in ((True, on), (False, off)) if keep]
         n = len(methods) * len(settings) * seeds
         if st.button(f"Launch {n} run{'s' * (n != 1)}", type="primary", disabled=n == 0, key="runs_launch"):
-            base = replace(cfg, student=student, epochs=epochs, steps_per_epoch=steps)
+            base = replace(cfg, student=student, preset=preset, epochs=epochs, steps_per_epoch=steps)
             try:
                 ids = launch_grid(base, backend_for(backend, address, limit), methods=methods,
                                   kdci=settings, seeds=range(seeds))

@@ -45,3 +45,11 @@ def test_launch_button_disabled_without_methods(builtin):
     at = _runs_page()
     at.multiselect(key="runs_methods").set_value([]).run()
     assert at.button(key="runs_launch").disabled
+
+
+def test_preset_choice_brings_its_epochs_and_steps(builtin):
+    at = _runs_page()
+    assert at.radio(key="runs_preset").value == "quick"
+    assert (at.number_input(key="runs_epochs").value, at.number_input(key="runs_steps").value) == (10, 50)
+    at.radio(key="runs_preset").set_value("paper").run()
+    assert (at.number_input(key="runs_epochs").value, at.number_input(key="runs_steps").value) == (200, 400)
