@@ -15,7 +15,7 @@ import streamlit as st
 from app.shared import ProgressBar, device, diagnoses_for, teacher_caption, teacher_config
 from kdci_core.common.errors import InputError
 from kdci_core.diagnostics.diagnose import diagnose, dictionary_for
-from kdci_core.diagnostics.kcurve import default_k_grid, k_curve
+from kdci_core.kdci.kcurve import default_k_grid, k_curve
 from kdci_core.diagnostics.projections import project
 from kdci_core.figures.diagnostics import dictionary_figure, k_curve_figure, pz_figure
 from kdci_core.methods import METHODS

@@ -35,6 +35,16 @@ def method_params(pairs: list[str]) -> dict:
     return out
 
 
+def k_value(text: str):
+    """``--k``: a positive integer or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', found {text!r}") from None
+
+
 def config_from_args(args):
     """The DistillConfig of the options shared by ``distill`` and ``diagnose`` (missing: default)."""
     from ..distill import DistillConfig
@@ -50,6 +60,7 @@ def config_from_args(args):
         steps_per_epoch=get("steps_per_epoch"), batch_size=get("batch_size"), lr=get("lr"),
         weight_decay=get("weight_decay"), kdci_weight_decay=get("kdci_weight_decay"),
         augment=get("augment"), tau=get("tau"), attn_dim=get("attn_dim"), fusion=get("fusion"),
+        attn_input=get("attn_input"), attn_init_gain=get("attn_init_gain"), correction=get("correction"),
         pca_dim=args.pca_dim, seed=args.seed, device=args.device,
         amp=not getattr(args, "no_amp", False), method_params=method_params(args.param))
 
@@ -70,7 +81,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="the dataset whose TEST split is the reference")
     p.add_argument("--data-root")
     p.add_argument("--method", required=True, choices=METHODS.names())
-    p.add_argument("--k", type=int, help="dictionary size (default: the method's, KDCI.md)")
+    p.add_argument("--k", type=k_value, help="dictionary size: an integer, or 'auto' (the K curve's "
+                                              "recommended K on the run's first dictionary data); "
+                                              "default: the method's (KDCI section 4.3)")
     p.add_argument("--pca-dim", type=int)
     p.add_argument("--wild-data", help="unlabeled pool: a folder, dataset:NAME, or default photos")
     p.add_argument("--param", action="append", metavar="KEY=VALUE",

@@ -50,6 +50,8 @@ def cmd_distill(args) -> int:
 def add_parser(sub) -> None:
     from ..data.augment import AUGMENTATIONS
     from ..distill import ABLATION_CHOICES, FUSION_CHOICES, DistillConfig
+    from ..distill.corrections import CORRECTIONS
+    from ..kdci import ATTENTION_INPUTS
 
     d = DistillConfig()
     ds = sub.add_parser("distill", help="distil a student without the original data")
@@ -71,6 +73,14 @@ def add_parser(sub) -> None:
     ds.add_argument("--tau", type=float, help="KD temperature (default: the method's)")
     ds.add_argument("--attn-dim", type=int, default=d.attn_dim)
     ds.add_argument("--fusion", default=d.fusion, choices=FUSION_CHOICES)
+    ds.add_argument("--attn-input", default=d.attn_input, choices=ATTENTION_INPUTS,
+                    help="what KDCI's attention reads: raw logits (the paper), logits / tau, or "
+                         "layer-normalised logits")
+    ds.add_argument("--attn-init-gain", type=float, default=d.attn_init_gain,
+                    help="scales the attention's default initialisation (1: PyTorch's)")
+    ds.add_argument("--correction", default=d.correction, choices=CORRECTIONS,
+                    help="data-level shift correction, with KDCI on or off: balanced (class-balanced "
+                         "resampling by teacher pseudo-labels) or reweight (1 / class share)")
     ds.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on CUDA")
     ds.add_argument("--name", help="run name (default: generated)")
     ds.add_argument("--dry-run", action="store_true",

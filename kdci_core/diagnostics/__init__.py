@@ -4,7 +4,8 @@
 - ``fid``: Frechet distance on pytorch-fid's InceptionV3 (weights present) or the teacher's
   penultimate features, both through pytorch-fid's ``calculate_frechet_distance``;
 - ``proportions``: class shares under teacher pseudo-labels and imbalance figures;
-- ``kcurve``: inertia/silhouette over K with a recommended K (the kneedle elbow);
+- the K curve (inertia/silhouette over K, a recommended K) lives with KDCI (``kdci.kcurve``),
+  since a run can choose its own K from it (``--k auto``); re-exported here;
 - ``projections``: PCA / t-SNE / UMAP to 2-D, cached by their inputs;
 - ``diagnose``: all of it for one method (the ``diagnose`` command and the pages).
 Figures of these results are drawn by :mod:`kdci_core.figures.diagnostics`; finished students
@@ -13,7 +14,7 @@ are compared in :mod:`kdci_core.reports`.
 
 from .diagnose import ClassBalance, Diagnosis, diagnose, dictionary_for, reference_subset
 from .fid import FIDResult, compute_fid, frechet_distance
-from .kcurve import KCurve, default_k_grid, k_curve, recommend_k
+from ..kdci.kcurve import KCurve, default_k_grid, k_curve, recommend_k
 from .projections import Projection, project
 from .proportions import Imbalance, class_proportions, imbalance, proportions_by_round
 from .substitution import (DEFAULT_ROUNDS, Reference, SubstitutionCollector, SubstitutionData,

@@ -18,7 +18,7 @@ from ..distill import DistillConfig
 from ..kdci import ConfounderDictionary, build_confounder_dictionary
 from ..methods import METHODS
 from .fid import FIDResult, compute_fid
-from .kcurve import KCurve, k_curve
+from ..kdci.kcurve import KCurve, k_curve
 from .proportions import Imbalance, class_proportions, imbalance, proportions_by_round
 from .substitution import DEFAULT_ROUNDS, Reference, SubstitutionData, collect_substitution_data
 

@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass, field, fields
 from ..common.errors import InputError, check_range
 from ..data.augment import AUGMENTATIONS
 from ..kdci import ABLATIONS as ABLATION_CHOICES
+from ..kdci import ATTENTION_INPUTS
 from ..kdci import FUSIONS as FUSION_CHOICES
 from ..methods import METHODS
 from ..models import model_names
+from .corrections import CORRECTIONS
 from .presets import TABLE1_STUDENT, preset_defaults
 
 
@@ -31,7 +33,7 @@ class DistillConfig:
     method: str = "deepinv"
     kdci: bool = True
     preset: str = "quick"                 # fills every field below left at None (presets.py)
-    k: int | None = None                 # None: the method's default (KDCI.md)
+    k: int | str | None = None           # None: the method's default (KDCI.md); "auto": the K curve's
     ablation: str = "none"
     dictionary_source: str | None = None  # None: the teacher
     dictionary_source_arch: str | None = None
@@ -45,7 +47,10 @@ class DistillConfig:
     augment: str | None = None            # student-side augmentation; None: the dataset's own
     tau: float | None = None              # None: the method's default KD temperature
     attn_dim: int = 256
+    attn_input: str = "raw"               # what the attention reads: raw logits (paper), /tau, layernorm
+    attn_init_gain: float = 1.0           # scales the attention's default initialisation
     fusion: str = "add"
+    correction: str = "none"              # data-level shift correction: none, balanced, reweight
     pca_dim: int | None = None
     seed: int = 0
     device: str = "auto"
@@ -73,8 +78,13 @@ class DistillConfig:
             raise InputError(f"--ablation {self.ablation}: ablations change KDCI, so they need --kdci on")
         if bool(self.dictionary_source) != bool(self.dictionary_source_arch):
             raise InputError("--dictionary-source and --dictionary-source-arch go together: give both or neither")
-        if self.k is not None:
+        if self.k is not None and self.k != "auto":
             self.k = check_range("--k", self.k, low=1, high=100_000, integer=True)
+        if self.attn_input not in ATTENTION_INPUTS:
+            raise InputError(f"--attn-input: expected one of {', '.join(ATTENTION_INPUTS)}, found {self.attn_input!r}")
+        check_range("--attn-init-gain", self.attn_init_gain, low=0.0, high=1000.0)
+        if self.correction not in CORRECTIONS:
+            raise InputError(f"--correction: expected one of {', '.join(CORRECTIONS)}, found {self.correction!r}")
         if self.pca_dim is not None:
             self.pca_dim = check_range("--pca-dim", self.pca_dim, low=1, high=4096, integer=True)
         self.epochs = check_range("--epochs", self.epochs, low=1, high=100_000, integer=True)
@@ -109,6 +119,8 @@ class DistillConfig:
             self.kdci_weight_decay = self.weight_decay
         if isinstance(self.method_params, dict):
             self.method_params = {**values["method_params"], **self.method_params}
+            if self.correction == "balanced" and "balanced" in method.defaults:
+                self.method_params.setdefault("balanced", True)  # a balanced selection too
 
     def to_dict(self) -> dict:
         return asdict(self)

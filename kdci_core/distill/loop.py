@@ -26,14 +26,16 @@ from ..common.errors import InputError
 from ..common.progress import Progress
 from ..data import load_dataset
 from ..data.augment import student_augmentation
-from ..kdci import KDCIPlugin
+from ..kdci import KDCIPlugin, inert_reason, kdci_telemetry
+from ..kdci.telemetry import compensated_predictions
 from ..methods import METHODS, MethodContext
 from ..methods.losses import kd_loss
 from ..models import build_model
-from ..models.evaluation import evaluate, parameter_count, predict_logits
+from ..models.evaluation import evaluate, evaluate_logits, parameter_count, predict_logits
 from ..teachers import TeacherBundle, load_named_teacher, load_teacher
 from .callbacks import Callback, CallbackList
 from .config import DistillConfig
+from .corrections import BalancedResampler, ClassReweighter
 from .state import load_object_state, object_state, rng_state, set_rng_state
 
 
@@ -62,7 +64,7 @@ class Distiller:
         self.teacher = load_run_teacher(cfg, info, self.device, progress)
         method_cls = METHODS.get(cfg.method)
         self.tau = float(cfg.tau or method_cls.default_tau)
-        self.k = int(cfg.k or method_cls.default_k)
+        self.k = cfg.k if cfg.k == "auto" else int(cfg.k or method_cls.default_k)
         seed_everything(cfg.seed)  # the built-in teacher's first training must not shift the stream
         self.augment = student_augmentation(cfg.augment or info.augment, info,
                                             torch.Generator().manual_seed(cfg.seed + 104729))
@@ -73,7 +75,8 @@ class Distiller:
             wild_data=cfg.wild_data, data_root=cfg.data_root, progress=progress,
             params=dict(cfg.method_params), teacher_accuracy=self.teacher_eval.accuracy,
             augment=self.augment))
-        if cfg.kdci and self.method.kind == "generation" and self.k > self.method.min_dictionary_samples():
+        if cfg.kdci and self.k != "auto" and self.method.kind == "generation" \
+                and self.k > self.method.min_dictionary_samples():
             raise InputError(f"--k {self.k}: K must not exceed the {self.method.min_dictionary_samples()} "
                              f"images of each synthetic mini-batch ({cfg.method}.synth_batch)")
         self.student = build_model(cfg.student, num_classes=info.num_classes,
@@ -88,10 +91,17 @@ class Distiller:
                 self.dictionary_model, prototype_dim = src.model, src.num_classes
             self.plugin = KDCIPlugin(info.num_classes, k=self.k, ablation=cfg.ablation,
                                      attn_dim=cfg.attn_dim, fusion=cfg.fusion, pca_dim=cfg.pca_dim,
-                                     prototype_dim=prototype_dim, seed=cfg.seed).to(self.device)
+                                     prototype_dim=prototype_dim, seed=cfg.seed,
+                                     attn_input=cfg.attn_input, tau=self.tau,
+                                     attn_init_gain=cfg.attn_init_gain).to(self.device)
         self.optimizer = torch.optim.SGD(self.param_groups(), lr=cfg.lr, momentum=0.9)
         #: the method's own optimisers of extra trainable modules (DFND's transition matrix)
         self.extra_optimizers = self.method.student_optimizers()
+        self.correction_gen = torch.Generator().manual_seed(cfg.seed + 130363)
+        self.resampler = BalancedResampler(info.num_classes, self.correction_gen) \
+            if cfg.correction == "balanced" else None
+        self.reweighter = ClassReweighter(info.num_classes) if cfg.correction == "reweight" else None
+        self.probe = self._probe_images()
         self.total_steps = cfg.epochs * cfg.steps_per_epoch
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, self.total_steps)
 
@@ -148,14 +158,16 @@ class Distiller:
         self.student.train()
         if new is not None:
             self.new_substitution(step, new)
-        x = self.method.sample(self.cfg.batch_size)
+        x = self.sample_batch()
         if self.augment is not None and not self.method.augments_itself:
             x = self.augment(x)  # the teacher labels the same augmented batch
         with torch.no_grad(), autocast(self.device, self.cfg.amp):
             t = self.teacher.model(x).float()
         with autocast(self.device, self.cfg.amp):
             s_hat = self.student_logits(x).float()
-        terms = {"kd": kd_loss(s_hat, t, self.tau), **self.method.student_losses(x, s_hat, t)}
+        weights = self.reweighter(t) if self.reweighter is not None else None
+        terms = {"kd": kd_loss(s_hat, t, self.tau, weights=weights),
+                 **self.method.student_losses(x, s_hat, t, weights=weights)}
         loss = sum(terms.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}: lower --lr")
@@ -169,6 +181,31 @@ class Distiller:
         self.scheduler.step()
         return {name: float(v.detach()) for name, v in terms.items()} | {"loss": float(loss.detach())}
 
+    def sample_batch(self) -> torch.Tensor:
+        """The method's batch for one student step, class-balanced under ``correction=balanced``."""
+        if self.resampler is None:
+            return self.method.sample(self.cfg.batch_size)
+        return self.resampler(self.method.sample, self.teacher.model, self.cfg.batch_size)
+
+    def _probe_images(self, n: int = 256) -> torch.Tensor:
+        """A fixed subset of test images on which KDCI's telemetry is measured every epoch."""
+        images = self.data.test.images
+        idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:n]
+        return images[idx]
+
+    def kdci_record(self, test_logits: torch.Tensor) -> dict:
+        """KDCI's telemetry for an epoch record (``kdci.telemetry``) and the compensated accuracy
+        against the current dictionary (the deployed student stays the raw one)."""
+        if self.plugin is None or not self.plugin.has_dictionary:
+            return {}
+        s = predict_logits(self.student, self.probe, device=self.device).to(self.device)
+        t = predict_logits(self.teacher.model, self.probe, device=self.device).to(self.device)
+        record = kdci_telemetry(self.plugin, s, t)
+        preds = compensated_predictions(self.plugin, test_logits.to(self.device)).cpu()
+        record["compensated_accuracy"] = float(100.0 * (preds == self.data.test.labels).float().mean())
+        record["kdci_inert"] = inert_reason(record) is not None
+        return record
+
     # --- resumable state ---------------------------------------------------------------------
     def training_state(self, step: int, elapsed: float, history: list[dict]) -> dict:
         """Everything needed to continue after ``step`` student steps (see :mod:`.state`)."""
@@ -176,7 +213,10 @@ class Distiller:
                 "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "plugin": self.plugin.state_dict() if self.plugin is not None else None,
-                "method": object_state(self.method), "rng": rng_state()}
+                "method": object_state(self.method), "rng": rng_state(),
+                "loop_rng": {"augment": self.augment.gen.get_state() if self.augment is not None else None,
+                             "correction": self.correction_gen.get_state()},
+                "class_shares": self.reweighter.shares if self.reweighter is not None else None}
 
     def restore(self, state: dict) -> None:
         self.student.load_state_dict(state["student"])
@@ -190,6 +230,13 @@ class Distiller:
             self.plugin.load_state_dict(state["plugin"])
         load_object_state(self.method, state["method"], self.device)
         set_rng_state(state["rng"])
+        loop_rng = state.get("loop_rng") or {}
+        if self.augment is not None and loop_rng.get("augment") is not None:
+            self.augment.gen.set_state(loop_rng["augment"])
+        if loop_rng.get("correction") is not None:
+            self.correction_gen.set_state(loop_rng["correction"])
+        if self.reweighter is not None and state.get("class_shares") is not None:
+            self.reweighter.shares = state["class_shares"].to(self.device)
 
     def prepare(self) -> None:
         """The method's one-off work; a sampling method's selection is its substitution data
@@ -197,7 +244,7 @@ class Distiller:
         self.method.prepare()
         if self.method.kind == "sampling":
             data = self.method.substitution_data()
-            if self.plugin is not None and self.k > len(data):
+            if self.plugin is not None and self.k != "auto" and self.k > len(data):
                 raise InputError(f"--k {self.k}: K must not exceed the {len(data)} selected substitution images")
             self.new_substitution(0, data)
 
@@ -238,11 +285,13 @@ class Distiller:
             count += 1
             cbs.dispatch("on_step_end", step, metrics)
             if (step + 1) % cfg.steps_per_epoch == 0:
-                ev = evaluate(self.student, self.data.test, num_classes=info.num_classes, device=self.device)
+                test_logits = predict_logits(self.student, self.data.test.images, device=self.device)
+                ev = evaluate_logits(test_logits, self.data.test.labels, num_classes=info.num_classes)
                 record = {"epoch": (step + 1) // cfg.steps_per_epoch, "step": step + 1,
                           "student_accuracy": ev.accuracy, "wall_time_s": time.time() - started,
                           "lr": self.scheduler.get_last_lr()[0],
-                          **{name: total / count for name, total in sums.items()}}
+                          **{name: total / count for name, total in sums.items()},
+                          **self.kdci_record(test_logits)}
                 sums, count = {}, 0
                 history.append(record)
                 cbs.dispatch("on_epoch_end", record)
@@ -264,6 +313,9 @@ class Distiller:
             result["dictionary"] = {"k": int(d.prototypes.shape[0]),
                                     "proportions": d.proportions.tolist(),
                                     "rebuilds": int(self.plugin.rebuild_count)}
+            result["k"] = self.plugin.k  # the K in use (chosen by the K curve under --k auto)
+            last = self.kdci_record(predict_logits(self.student, self.data.test.images, device=self.device))
+            result["kdci_telemetry"] = last | {"inert_reason": inert_reason(last)}
         cbs.dispatch("on_fit_end", result)
         return result
 

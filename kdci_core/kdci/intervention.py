@@ -18,14 +18,22 @@ from kdci_core.common.errors import InputError, as_int, check_range
 
 FUSIONS = ("add", "linear")
 LAMBDA_MODES = ("attention", "random")
+#: what the attention reads (options; the paper's is ``raw``): the logits themselves, the logits
+#: divided by the KD temperature ``tau``, or each logit vector layer-normalised
+ATTENTION_INPUTS = ("raw", "tau", "layernorm")
 
 
 class CausalIntervention(nn.Module):
     """Compensate student logits ``s`` with the attention-weighted confounder expectation."""
 
     def __init__(self, num_classes: int, attn_dim: int = 256, fusion: str = "add", *,
-                 prototype_dim: int | None = None, lambda_mode: str = "attention"):
+                 prototype_dim: int | None = None, lambda_mode: str = "attention",
+                 attn_input: str = "raw", tau: float = 1.0, init_gain: float = 1.0):
         super().__init__()
+        if attn_input not in ATTENTION_INPUTS:
+            raise InputError(f"attn_input: expected one of {', '.join(ATTENTION_INPUTS)}, found {attn_input!r}")
+        check_range("attn_init_gain", init_gain, low=0.0, high=1e3)
+        self.attn_input, self.tau = attn_input, float(check_range("tau", tau, low=1e-6))
         c = check_range("num_classes", as_int("num_classes", num_classes), low=1, integer=True)
         d_m = check_range("attn_dim", as_int("attn_dim", attn_dim), low=1, high=4096,
                           integer=True)
@@ -53,6 +61,10 @@ class CausalIntervention(nn.Module):
         if fusion == "linear":
             self.A = nn.Parameter(torch.eye(c))
             self.B = nn.Parameter(torch.eye(c))
+        if init_gain != 1.0:  # scale PyTorch's default initialisation of the attention
+            with torch.no_grad():
+                for layer in (self.W_h, self.W_z, self.w):
+                    layer.weight.mul_(init_gain)
 
     # ------------------------------------------------------------------ checks
     def _dtype(self) -> torch.dtype:
@@ -92,10 +104,19 @@ class CausalIntervention(nn.Module):
             # Ablation: no learned attention, fresh noise from the global RNG each call.
             noise = torch.randn(s.shape[0], z.shape[0], device=s.device, dtype=s.dtype)
             return torch.softmax(noise, dim=1)
+        s, z = self.attention_input(s), self.attention_input(z)
         h = self.W_h(s)                                   # B x d_m
         g = self.W_z(z)                                   # K x d_m
         e = self.w(torch.tanh(h[:, None, :] + g[None, :, :])).squeeze(-1)  # B x K
         return torch.softmax(e.float(), dim=1).to(s.dtype)
+
+    def attention_input(self, logits: Tensor) -> Tensor:
+        """What the attention reads of a logit vector (``attn_input``)."""
+        if self.attn_input == "tau":
+            return logits / self.tau
+        if self.attn_input == "layernorm":
+            return nn.functional.layer_norm(logits, logits.shape[-1:])
+        return logits
 
     def attention_weights(self, student_logits: Tensor, prototypes: Tensor) -> Tensor:
         """lambda, ``B x K``: non-negative, each row sums to 1."""
@@ -129,4 +150,4 @@ class CausalIntervention(nn.Module):
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes}, attn_dim={self.attn_dim}, "
                 f"fusion={self.fusion!r}, prototype_dim={self.prototype_dim}, "
-                f"lambda_mode={self.lambda_mode!r}")
+                f"lambda_mode={self.lambda_mode!r}, attn_input={self.attn_input!r}")

@@ -15,6 +15,7 @@ from kdci_core.common.errors import InputError, as_int, check_range
 from kdci_core.kdci.dictionary import (ConfounderDictionary, build_confounder_dictionary,
                                        random_prototypes_like)
 from kdci_core.kdci.intervention import FUSIONS, CausalIntervention
+from kdci_core.kdci.kcurve import k_curve
 
 ABLATIONS = ("none", "random-lambda", "random-prototypes", "uniform-proportions")
 
@@ -26,11 +27,14 @@ _DICT_BUFFERS = ("dict_prototypes", "dict_proportions", "dict_labels", "dict_met
 class KDCIPlugin(nn.Module):
     """``rebuild(features)`` sets the dictionary; ``plugin(student_logits)`` returns s_hat."""
 
-    def __init__(self, num_classes: int, *, k: int, ablation: str = "none", attn_dim: int = 256,
+    def __init__(self, num_classes: int, *, k: int | str, ablation: str = "none", attn_dim: int = 256,
                  fusion: str = "add", pca_dim: int | None = None,
-                 prototype_dim: int | None = None, seed: int = 0):
+                 prototype_dim: int | None = None, seed: int = 0, attn_input: str = "raw",
+                 tau: float = 1.0, attn_init_gain: float = 1.0):
         super().__init__()
-        self.k = check_range("k", as_int("k", k), low=1, integer=True)
+        #: ``k="auto"``: the K curve's recommended K on the first dictionary's data, then kept
+        self.k_auto = k == "auto"
+        self.k = 0 if self.k_auto else check_range("k", as_int("k", k), low=1, integer=True)
         if ablation not in ABLATIONS:
             raise InputError(f"ablation: expected one of {', '.join(ABLATIONS)}, "
                              f"found {ablation!r}")
@@ -42,7 +46,8 @@ class KDCIPlugin(nn.Module):
         self.seed = as_int("seed", seed)
         self.intervention = CausalIntervention(
             num_classes, attn_dim, fusion, prototype_dim=prototype_dim,
-            lambda_mode="random" if ablation == "random-lambda" else "attention")
+            lambda_mode="random" if ablation == "random-lambda" else "attention",
+            attn_input=attn_input, tau=tau, init_gain=attn_init_gain)
         dim = self.intervention.prototype_dim or self.intervention.num_classes
         self.register_buffer("dict_prototypes", torch.zeros(0, dim))
         self.register_buffer("dict_proportions", torch.zeros(0))
@@ -50,6 +55,7 @@ class KDCIPlugin(nn.Module):
         # [k_requested, pca_components] of the current dictionary.
         self.register_buffer("dict_meta", torch.zeros(2, dtype=torch.long))
         self.register_buffer("rebuild_count_t", torch.zeros((), dtype=torch.long))
+        self.register_buffer("k_t", torch.tensor(self.k, dtype=torch.long))  # the K in use (auto: chosen)
 
     @property
     def rebuild_count(self) -> int:
@@ -80,6 +86,10 @@ class KDCIPlugin(nn.Module):
             raise InputError(f"features: expected shape (N, {dim}) (num_classes, or "
                              f"prototype_dim for another dictionary source), found "
                              f"{tuple(features.shape)}")
+        if self.k_auto and int(self.k_t) == 0:
+            self.k_t = torch.tensor(k_curve(features, pca_dim=self.pca_dim, seed=self.seed).recommended_k,
+                                    dtype=torch.long, device=self.k_t.device)
+        self.k = int(self.k_t)
         d = build_confounder_dictionary(features, self.k, pca_dim=self.pca_dim, seed=self.seed)
         if self.ablation == "random-prototypes":
             # New noise per rebuild, yet reproducible from (seed, rebuild count).
@@ -116,8 +126,12 @@ class KDCIPlugin(nn.Module):
                     continue  # another feature dimension: let the default report it
                 self._buffers[name] = torch.empty(state_dict[key].shape, dtype=own.dtype,
                                                   device=own.device)
+        if prefix + "k_t" not in state_dict:  # a checkpoint of release 0.1: K was fixed
+            state_dict[prefix + "k_t"] = torch.tensor(self.k, dtype=torch.long)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
+        self.k = int(self.k_t)
 
     def extra_repr(self) -> str:
-        return f"k={self.k}, ablation={self.ablation!r}, pca_dim={self.pca_dim}, seed={self.seed}"
+        k = f"auto ({self.k})" if self.k_auto else self.k
+        return f"k={k}, ablation={self.ablation!r}, pca_dim={self.pca_dim}, seed={self.seed}"

@@ -120,7 +120,10 @@ class DFKDMethod:
     def sample(self, batch_size: int) -> torch.Tensor:
         raise NotImplementedError
 
-    def student_losses(self, x: torch.Tensor, s_hat: torch.Tensor, t: torch.Tensor) -> dict:
+    def student_losses(self, x: torch.Tensor, s_hat: torch.Tensor, t: torch.Tensor,
+                       weights: torch.Tensor | None = None) -> dict:
+        """Extra terms on the compensated student logits; ``weights``: per-sample weights (mean 1)
+        of a ``reweight`` correction, to apply as the KD loss does."""
         return {}
 
     def student_modules(self) -> list[nn.Module]:

@@ -84,10 +84,12 @@ class DFND(SamplingMethod):
             balanced=self.p["balanced"], desc="dfnd: scoring the wild pool")
         self.selection_scores = self_cross_entropy(logits)
 
-    def student_losses(self, x, s_hat, t):
+    def student_losses(self, x, s_hat, t, weights=None):
         noisy_labels = t.argmax(1)
         adapted = self.noise(F.softmax(s_hat.float(), dim=1)).clamp_min(1e-8)
-        return {"noise": self.p["noise_weight"] * F.nll_loss(adapted.log(), noisy_labels)}
+        nll = F.nll_loss(adapted.log(), noisy_labels, reduction="none")
+        nll = nll.mean() if weights is None else (nll * weights).mean()
+        return {"noise": self.p["noise_weight"] * nll}
 
     def student_optimizers(self):
         return [self.noise_optimizer]

@@ -18,9 +18,13 @@ def kl_divergence(s: torch.Tensor, t: torch.Tensor, tau: float = 1.0, reduction:
     return out * tau * tau
 
 
-def kd_loss(s_hat: torch.Tensor, t: torch.Tensor, tau: float) -> torch.Tensor:
-    """The loop's KD loss: KL(softmax(t/tau) || softmax(s_hat/tau)) * tau^2, batch mean."""
-    return kl_divergence(s_hat, t, tau)
+def kd_loss(s_hat: torch.Tensor, t: torch.Tensor, tau: float,
+            weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The loop's KD loss: KL(softmax(t/tau) || softmax(s_hat/tau)) * tau^2, batch mean;
+    ``weights`` (one per sample, mean 1): the weighted mean instead."""
+    if weights is None:
+        return kl_divergence(s_hat, t, tau)
+    return (kl_divergence(s_hat, t, tau, reduction="none").sum(1) * weights).mean()
 
 
 def clamped_js(s: torch.Tensor, t: torch.Tensor, tau: float = 3.0, low: float = 0.01,

@@ -71,7 +71,7 @@ class MosaicKD(SamplingMethod):
     defaults = {
         "pool_size": 20_000, "n_select": 2_000, "synth_batch": 64, "g_steps": 1, "synth_every": 5,
         "nz": 100, "ngf": 64, "ndf": 64, "lr_g": 0.001, "lr_d": 0.001,
-        "local": 1.0, "align": 1.0, "balance": 10.0, "adv": 1.0,
+        "local": 1.0, "align": 1.0, "balance": 10.0, "adv": 1.0, "balanced": False,
     }
     paper_params = {"pool_size": 1_281_167, "n_select": 50_000, "synth_batch": 256, "ndf": 128}
     #: kd_mosaic.py: 256 synthetic + 256 OOD images a student batch; 200 epochs of 196 outer
@@ -93,6 +93,8 @@ class MosaicKD(SamplingMethod):
         "align": "MosaicKD README (--align 1: the teacher's mean entropy)",
         "balance": "MosaicKD README (--balance 10, on the log2 entropy of the mean prediction)",
         "adv": "MosaicKD README (--adv 1: - KL(teacher || student) at T=1, unmasked)",
+        "balanced": "option (--correction balanced sets it): the least confident n_select/C per "
+                    "predicted class instead",
     }
 
     ranges = {"synth_batch": (2, 1_000_000), "lr_g": (1e-8, 10.0), "lr_d": (1e-8, 10.0)}
@@ -114,6 +116,7 @@ class MosaicKD(SamplingMethod):
     def prepare(self):
         self.selected, _ = load_and_select(self.ctx, pool_size=self.p["pool_size"],
                                            n_select=self.p["n_select"], score="entropy", least=True,
+                                           balanced=self.p["balanced"],
                                            desc="mosaickd: scoring the wild pool")
 
     def generate(self, n: int) -> torch.Tensor:

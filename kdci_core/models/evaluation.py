@@ -43,8 +43,14 @@ def predict_logits(model: nn.Module, images: torch.Tensor, *, device: torch.devi
 def evaluate(model: nn.Module, data: ImageSet, *, num_classes: int, device: torch.device,
              batch_size: int = 512) -> Evaluation:
     """Accuracy, per-class accuracy and confusion matrix (rows: true class) on a labelled set."""
-    pred = predict_logits(model, data.images, device=device, batch_size=batch_size).argmax(1).numpy()
-    true = data.labels.numpy()
+    logits = predict_logits(model, data.images, device=device, batch_size=batch_size)
+    return evaluate_logits(logits, data.labels, num_classes=num_classes)
+
+
+def evaluate_logits(logits: torch.Tensor, labels: torch.Tensor, *, num_classes: int) -> Evaluation:
+    """The scores of :func:`evaluate` from logits already computed (``N x C``, any device)."""
+    pred = logits.argmax(1).cpu().numpy()
+    true = labels.cpu().numpy()
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(confusion, (true, pred), 1)
     support = confusion.sum(1)

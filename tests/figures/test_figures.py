@@ -14,7 +14,7 @@ from kdci_core.diagnostics.proportions import imbalance
 from kdci_core.figures.diagnostics import (dictionary_figure, fid_figure, k_curve_figure, proportions_figure,
                                            pz_figure, rounds_figure)
 from kdci_core.figures.images import image_grid, mosaic
-from kdci_core.diagnostics.kcurve import KCurve
+from kdci_core.kdci.kcurve import KCurve
 from kdci_core.diagnostics.projections import Projection
 from kdci_core.figures.students import (confusion_figure, embedding_figure, per_class_delta_figure,
                                         per_class_figure)

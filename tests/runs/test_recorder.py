@@ -4,7 +4,7 @@ history of exactly the epochs the checkpoint holds, never a silent restart from 
 
 from __future__ import annotations
 
-
+import pytest
 
 from kdci_core.distill import Callback
 from kdci_core.runs import CHECKPOINT, Cancelled, execute
@@ -82,3 +82,18 @@ def test_resume_without_a_checkpoint_says_so_and_restarts(store):
     assert result["resumed_from_step"] is None and [m["epoch"] for m in run.metrics()] == [1, 2, 3]
     assert "no checkpoint yet" in run.path("worker.log").read_text()
     assert run.status()["checkpoint_step"] == 12 and run.status()["status"] == "finished"
+
+
+@pytest.mark.parametrize("options", [{"augment": "crop-flip", "correction": "balanced"},
+                                     {"correction": "reweight", "k": "auto"}])
+def test_resume_is_exact_with_augmentation_and_corrections(store, options):
+    """The loop's own random streams (augmentation, balanced resampling) and the reweighting's
+    class shares are in the checkpoint: an interrupted run ends as an uninterrupted one."""
+    cfg = tiny_config(kdci=True, epochs=3, steps_per_epoch=4, **({"k": 4} | options))
+    whole = execute(store.create(cfg.to_dict()), backend="inline")
+    run = store.create(cfg.to_dict())
+    assert execute(run, backend="inline", callbacks=[StopAt(1)]) is None
+    resumed = execute(run, resume=True, backend="inline")
+    assert resumed["student_accuracy"] == pytest.approx(whole["student_accuracy"])
+    assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in whole["history"]])
+    assert resumed["k"] == whole["k"]

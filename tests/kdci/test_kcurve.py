@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdci_core.diagnostics.kcurve import (
+from kdci_core.kdci.kcurve import (
     RULE,
     KCurve,
     default_k_grid,
