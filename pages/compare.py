@@ -19,12 +19,14 @@ from app.shared import device
 from kdci_core.common.errors import InputError
 from kdci_core.figures.runs import curves_figure, gain_figure
 from kdci_core.reports import (accuracy_table, compare_runs, export_report, gain_table, pairs_table,
-                               student_comparison)
+                               student_comparison, telemetry_table)
 from kdci_core.runs import RunStore
 
 PROJECTIONS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
 X_AXES = {"epoch": "epoch", "step": "step", "wall_time": "wall time"}
-Y_AXES = {"student_accuracy": "student accuracy", "loss": "training loss"}
+Y_AXES = {"student_accuracy": "student accuracy", "loss": "training loss",
+          "compensated_accuracy": "compensated accuracy", "kdci_compensation": "KDCI compensation",
+          "kdci_attention_entropy": "attention entropy"}
 DOWNLOADS = (("html", "HTML", "text/html"), ("json", "JSON", "application/json"),
              ("md", "Markdown", "text/markdown"))
 
@@ -99,6 +101,20 @@ def show_accuracy(comp) -> None:
                "ratios: mean of KDCI-on over mean of KDCI-off runs.")
     st.plotly_chart(gain_figure(comp))
     st.dataframe(pairs_table(comp), hide_index=True)
+
+
+def show_telemetry(comp) -> None:
+    rows = telemetry_table(comp)
+    if not rows:
+        return
+    st.subheader("Did KDCI act?")
+    st.dataframe(rows, hide_index=True)
+    st.caption("Last epoch of each KDCI-on run, on a fixed probe batch of test images. KDCI is "
+               "inert when its compensation is under 2% of the logits' spread or one prototype takes "
+               "at least 90% of the attention (docs/KDCI_IMPLEMENTATION.md).")
+    for r in rows:
+        if r["inert"] != "no":
+            st.warning(f"KDCI is inert in {r['setting']} ({r['run']}): {r['inert']}", icon=":material/warning:")
 
 
 def show_curves(store: RunStore, comp) -> None:
@@ -186,9 +202,11 @@ def render() -> None:
         st.error(str(exc))
         return
     for note in comp.notes:
-        st.caption(f"Note: {note}")
+        if not note.startswith("KDCI is inert"):  # shown with the telemetry
+            st.caption(f"Note: {note}")
     dev = str(device())
     show_accuracy(comp)
+    show_telemetry(comp)
     show_curves(store, comp)
     show_students(store, comp, dev)
     show_report(store, selected, dev)

@@ -18,6 +18,7 @@ from app.shared import teacher_caption, teacher_config
 from kdci_core.common.errors import InputError
 from kdci_core.distill.presets import LOOP, PRESETS
 from kdci_core.figures.runs import curves_figure
+from kdci_core.kdci import inert_reason
 from kdci_core.methods import METHODS
 from kdci_core.models import model_names
 from kdci_core.runs import (ACTIVE, BACKENDS, STATUSES, RunStore, cancel, default_concurrency,
@@ -152,10 +153,31 @@ def live(ids: list[str]) -> None:
     series = [r.series() for r in runs]
     left.plotly_chart(curves_figure(series, x="epoch", y="student_accuracy"), key="runs_acc")
     right.plotly_chart(curves_figure(series, x="epoch", y="loss"), key="runs_loss")
+    show_telemetry(series)
     for r in runs:
         st_ = r.status()
         if st_.get("status") == "failed" and st_.get("error"):
             st.error(f"{r.run_id}: {st_['error']}")
+
+
+def show_telemetry(series: list[dict]) -> None:
+    """The newest epoch's KDCI telemetry of the monitored KDCI-on runs, and a flag when inert."""
+    rows = []
+    for s in series:
+        last = next((h for h in reversed(s["history"]) if "kdci_compensation" in h), None)
+        if last is None:
+            continue
+        reason = inert_reason(last)
+        rows.append({"run": s["run_id"], "setting": s["label"], "epoch": last["epoch"],
+                     "compensation / logit spread": round(last["kdci_compensation"], 4),
+                     "attention entropy / log K'": round(last["kdci_attention_entropy"], 3),
+                     "prototypes used": last["kdci_prototypes_used"],
+                     "compensated acc. %": round(last["compensated_accuracy"], 2),
+                     "inert": reason or "no"})
+        if reason:
+            st.warning(f"KDCI is inert in {s['label']} ({s['run_id']}): {reason}", icon=":material/warning:")
+    if rows:
+        st.dataframe(rows, hide_index=True, key="runs_telemetry")
 
 
 def render() -> None:

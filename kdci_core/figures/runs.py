@@ -21,7 +21,11 @@ ON_SHADES = ("#1f77b4", "#08519c", "#6baed6", "#3182bd", "#9ecae1")
 OFF_SHADES = ("#ff7f0e", "#a63603", "#fdae6b", "#e6550d", "#fdd0a2")
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 X_AXES = {"epoch": ("epoch", "epoch"), "step": ("step", "step"), "wall_time": ("wall_time_s", "wall time (s)")}
-Y_AXES = {"student_accuracy": "student test accuracy (%)", "loss": "training loss"}
+Y_AXES = {"student_accuracy": "student test accuracy (%)", "loss": "training loss",
+          "compensated_accuracy": "compensated test accuracy (%)",
+          "kdci_compensation": "KDCI compensation / logit spread",
+          "kdci_attention_entropy": "attention entropy / log K'",
+          "kdci_prototypes_used": "prototypes in use"}
 MAX_SMOOTHING = 0.99
 
 

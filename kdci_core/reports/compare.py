@@ -49,6 +49,8 @@ class RunSummary:
     wall_time_s: float | None
     peak_memory_mb: float | None
     device: str | None
+    #: KDCI's telemetry at the end of a KDCI-on run (kdci.telemetry), with its inert reason
+    kdci_telemetry: dict | None = None
 
 
 @dataclass
@@ -140,6 +142,9 @@ class Comparison:
             parts += [md_table(tables.gain_table(self)), "", "### Pairs", "", md_table(tables.pairs_table(self))]
         else:
             parts.append("No KDCI-on run has a KDCI-off partner of the same method and seed.")
+        rows = tables.telemetry_table(self)
+        if rows:
+            parts += ["", "## KDCI telemetry (last epoch of each KDCI-on run)", "", md_table(rows)]
         if self.notes:
             parts += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
         return "\n".join(parts) + "\n"
@@ -173,7 +178,8 @@ def _summary(run: Run) -> RunSummary:
     return RunSummary(run.run_id, run.label, cfg.get("method"), bool(cfg.get("kdci")), cfg.get("seed"),
                       cfg.get("dataset"), cfg.get("student"), cfg.get("epochs"),
                       float(res["student_accuracy"]), _num(res.get("teacher_accuracy")),
-                      _num(res.get("wall_time_s")), _num(res.get("peak_memory_mb")), res.get("device"))
+                      _num(res.get("wall_time_s")), _num(res.get("peak_memory_mb")), res.get("device"),
+                      res.get("kdci_telemetry"))
 
 
 def _ratio(on: list, off: list) -> float | None:
@@ -236,4 +242,8 @@ def compare_runs(store: RunStore, run_ids: Sequence[str]) -> Comparison:
             notes.append(f"run {lone.run_id}: no KDCI-{'off' if lone.kdci else 'on'} run of {where}; not paired")
     by_id = {r.run_id: r for r in runs}
     gains = {m: _method_gain(m, pairs[m], by_id) for m in dict.fromkeys(r.method for r in runs) if m in pairs}
+    for r in runs:
+        reason = (r.kdci_telemetry or {}).get("inert_reason")
+        if reason:
+            notes.append(f"KDCI is inert in run {r.run_id} ({r.label}): {reason}")
     return Comparison(runs, out_groups, gains, notes)

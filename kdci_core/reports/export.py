@@ -14,7 +14,7 @@ from ..figures.runs import curves_figure, gain_figure
 from ..runs import RunStore
 from .compare import Comparison, compare_runs, md_table
 from .students import StudentComparison, student_comparison
-from .tables import accuracy_table, gain_table, pairs_table
+from .tables import accuracy_table, gain_table, pairs_table, telemetry_table
 
 FORMATS = ("html", "json", "md")
 
@@ -106,6 +106,9 @@ def _html(store: RunStore, comp: Comparison, meta: dict, students: StudentCompar
                  _html_table(pairs_table(comp))]
     else:
         body.append("<p>No KDCI-on run has a KDCI-off partner of the same method and seed.</p>")
+    telemetry = telemetry_table(comp)
+    if telemetry:
+        body += ["<h2>KDCI telemetry (last epoch of each KDCI-on run)</h2>", _html_table(telemetry)]
     body += ["<h2>Training curves</h2>", fig_html(curves_figure(runs, "epoch", 0.0, "student_accuracy")),
              fig_html(curves_figure(runs, "epoch", 0.0, "loss"))]
     if students is not None:

@@ -35,3 +35,28 @@ def pairs_table(comparison) -> list[dict]:
     return [{"method": p.method, "seed": p.seed, "KDCI on": f"{p.on_accuracy:.2f}",
              "KDCI off": f"{p.off_accuracy:.2f}", "gain": f"{p.gain:+.2f}", "on run": p.on_id,
              "off run": p.off_id} for m in comparison.gains.values() for p in m.pairs]
+
+
+#: telemetry columns shown for each KDCI-on run (kdci.telemetry's keys) and how to print them
+TELEMETRY_COLUMNS = (("kdci_compensation", "compensation / logit spread", ".3f"),
+                     ("kdci_attention_entropy", "attention entropy / log K'", ".2f"),
+                     ("kdci_prototypes_used", "prototypes used", "d"),
+                     ("kdci_top_attention", "top prototype's attention", ".2f"),
+                     ("kdci_prototype_agreement", "argmax prototype = teacher class", ".2f"),
+                     ("kdci_pz_entropy", "P(z) entropy / log K'", ".2f"),
+                     ("compensated_accuracy", "compensated accuracy (%)", ".2f"))
+
+
+def telemetry_table(comparison) -> list[dict]:
+    """One row per KDCI-on run with telemetry: did KDCI act (docs/KDCI_IMPLEMENTATION.md)?"""
+    rows = []
+    for r in comparison.runs:
+        tel = r.kdci_telemetry
+        if not tel:
+            continue
+        row = {"run": r.run_id, "setting": r.label}
+        for key, title, spec in TELEMETRY_COLUMNS:
+            row[title] = _fmt(tel.get(key), spec)
+        row["inert"] = tel.get("inert_reason") or "no"
+        rows.append(row)
+    return rows

@@ -41,7 +41,10 @@ def test_default_selection_and_tables(home):
     assert not at.error, at.error
     assert set(at.multiselect(key="cmp_runs").value) == set(ids.values())
     tables = at.dataframe
-    assert len(tables) == 3  # final accuracy, gain, pairs
+    assert len(tables) == 4  # final accuracy, gain, pairs, KDCI telemetry
+    telemetry = tables[3].value
+    assert len(telemetry) == 2 and set(telemetry["run"]) == {ids[(True, 0)], ids[(True, 1)]}
+    assert "compensation / logit spread" in telemetry.columns
     acc = tables[0].value
     assert list(acc["KDCI"]) == ["on", "off"] and list(acc["seeds"]) == [2, 2]
     assert list(tables[2].value["seed"]) == [0, 1]

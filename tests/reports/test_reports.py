@@ -241,3 +241,23 @@ def test_report_command(runs, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "bogus-id" in err
     assert not (tmp_path / "bad.html").exists()
+
+
+def test_an_inert_kdci_run_is_flagged_in_the_comparison_and_the_report(tmp_path):
+    store = RunStore(tmp_path / "inert")
+    ids = []
+    for kdci in (True, False):
+        run = store.create({"method": "deepinv", "kdci": kdci, "seed": 0, "dataset": "digits",
+                            "student": "lenet5_half", "epochs": 1})
+        tel = {"kdci_compensation": 0.004, "kdci_attention_entropy": 0.01, "kdci_prototypes_used": 1,
+               "kdci_top_attention": 0.99, "kdci_prototype_agreement": 0.1, "kdci_pz_entropy": 0.9,
+               "compensated_accuracy": 50.0,
+               "inert_reason": "its compensation is 0.4% of the logits' spread (under 2%)"}
+        run.write_result({"student_accuracy": 50.0, "history": [],
+                          **({"kdci_telemetry": tel} if kdci else {})})
+        run.set_status("finished")
+        ids.append(run.run_id)
+    comp = compare_runs(store, ids)
+    assert any(n.startswith(f"KDCI is inert in run {ids[0]}") for n in comp.notes)
+    md = comp.to_markdown()
+    assert "## KDCI telemetry" in md and "0.004" in md and "under 2%" in md
