@@ -1,7 +1,7 @@
 """The DFKD methods, each registered by name in ``METHODS``; all run on the one loop in
 ``kdci_core.distill``. Each declares its own defaults (KDCI's K among them) beside its code."""
 
-from . import cmi, dafl, deepinv, dfnd, fast, mosaickd  # noqa: F401  (registration)
+from . import cmi, dafl, deepinv, dfnd, fast, mosaickd, plain  # noqa: F401  (registration)
 from .base import DFKDMethod, GenerationMethod, MethodContext, SamplingMethod
 from .registry import METHODS
 

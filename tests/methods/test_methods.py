@@ -125,7 +125,7 @@ def test_method_registry_and_defaults():
     # each method declares its own K: KDCI's section 4.3 (8 for a GAN mini-batch, DAFL and Fast;
     # 32 for model inversion; 128 for sampled data)
     assert {m: METHODS.get(m).default_k for m in METHODS.names()} == {
-        "dafl": 8, "deepinv": 32, "cmi": 32, "fast": 8, "dfnd": 128, "mosaickd": 128}
+        "dafl": 8, "deepinv": 32, "cmi": 32, "fast": 8, "dfnd": 128, "mosaickd": 128, "plain": 128}
 
 
 @pytest.mark.parametrize("name", METHODS.names())

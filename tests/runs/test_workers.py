@@ -71,7 +71,8 @@ def test_resume_continues_exactly(store, method):
               "dafl": {"synth_batch": 32}, "fast": {"synth_batch": 32, "warmup": 1, "g_steps": 2,
                                                     "synth_every": 3},
               "cmi": {"synth_batch": 32, "g_steps": 3, "synth_every": 4},
-              "mosaickd": {"pool_size": 600, "n_select": 200, "synth_batch": 16, "g_steps": 1}}[method]
+              "mosaickd": {"pool_size": 600, "n_select": 200, "synth_batch": 16, "g_steps": 1},
+              "plain": {"pool_size": 300, "n_select": 300}}[method]
     cfg = tiny_config(method=method, kdci=True, k=4, method_params=params, epochs=3, steps_per_epoch=4)
     whole = execute(store.create(cfg.to_dict()), backend="inline")
 
