@@ -13,11 +13,12 @@ from common import finish, parser, print_table, run_grid, summarise
 VARIANTS = {"off": ["--kdci", "off"], "on": ["--kdci", "on"]}
 
 
-def main(name: str = "kdci_effect", methods=("deepinv", "dfnd")) -> None:
-    args = parser(__doc__.splitlines()[0], list(methods)).parse_args()
+def main(name: str = "kdci_effect", methods=("deepinv", "dfnd"), variants: dict = VARIANTS,
+         reference: str = "off", description: str = __doc__) -> None:
+    args = parser(description.splitlines()[0], list(methods)).parse_args()
     started = time.time()
-    runs = run_grid(args, VARIANTS)
-    rows = summarise(runs, args.methods, list(VARIANTS), reference="off")
+    runs = run_grid(args, variants)
+    rows = summarise(runs, args.methods, list(variants), reference=reference)
     print_table(rows, f"{args.dataset}: {args.student}, {args.epochs} epochs x {args.steps_per_epoch} "
                       f"steps, seeds {args.seeds}, params {args.param or 'defaults'}")
     finish(args, name, runs, rows, started)
