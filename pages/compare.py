@@ -10,6 +10,7 @@ Presentation only: every number and figure is a ``kdci_core.reports`` / ``kdci_c
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -18,8 +19,9 @@ import streamlit as st
 from app.shared import device
 from kdci_core.common.errors import InputError
 from kdci_core.figures.runs import curves_figure, gain_figure
-from kdci_core.reports import (accuracy_table, compare_runs, export_report, gain_table, pairs_table,
-                               student_comparison, telemetry_table)
+from kdci_core.reports import (accuracy_columns, accuracy_table, compare_runs, export_report, gain_table,
+                               pairs_table, student_comparison, telemetry_table)
+from kdci_core.reports.compare import UNPAIRED_FIELDS
 from kdci_core.runs import RunStore
 
 PROJECTIONS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
@@ -67,10 +69,12 @@ def cached_students(home: str, on_id: str, off_id: str, projection: str, dev: st
 
 
 @st.cache_data(show_spinner="Building the report…", max_entries=8)
-def cached_report(home: str, run_ids: tuple, include_students: bool, projection: str, dev: str) -> dict:
+def cached_report(home: str, run_ids: tuple, include_students: bool, projection: str, dev: str,
+                  field: str = "kdci") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         paths = export_report(RunStore(home), list(run_ids), Path(tmp) / "kdci-report.html",
-                              include_students=include_students, projection=projection, device=dev)
+                              include_students=include_students, projection=projection, device=dev,
+                              field=field)
         return {p.suffix.lstrip("."): p.read_bytes() for p in paths}
 
 
@@ -87,18 +91,30 @@ def choose_runs(rows: list[dict]) -> list[str]:
     return selected
 
 
+def compared_field(store: RunStore, selected: list[str]) -> str:
+    """The config field to compare by: KDCI on/off, or any field the selected runs differ in."""
+    configs = [store.get(i).config() for i in selected]
+    varying = sorted(k for k in set().union(*configs) - set(UNPAIRED_FIELDS)
+                     if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}) > 1)
+    options = ["kdci"] + [f for f in varying if f not in ("kdci", "method")]
+    return st.selectbox("Compare by", options, key="cmp_field",
+                        format_func=lambda f: "KDCI on vs off" if f == "kdci" else f,
+                        help="Runs pair when they agree on every config field but this one and the "
+                             "seed; the fields offered are the ones the selected runs differ in.")
+
+
 def show_accuracy(comp) -> None:
     st.subheader("Final accuracy")
-    st.dataframe([{k: r[k] for k in ("method", "KDCI", "seeds", "accuracy (%)", "runs")}
-                  for r in accuracy_table(comp)], hide_index=True)
-    st.subheader("KDCI gain")
+    cols = accuracy_columns(comp)
+    st.dataframe([{k: r[k] for k in cols} for r in accuracy_table(comp)], hide_index=True)
+    st.subheader(comp.title)
     if not comp.gains:
-        st.info("No KDCI-on run here has a KDCI-off run of the same method and seed: add both settings "
-                "to see the paired gain.")
+        st.info(comp.no_pairs_text() + " Add runs of both settings to see the paired gain.")
         return
     st.dataframe(gain_table(comp), hide_index=True)
-    st.caption("Gain: on − off per seed (points); p-value: paired t-test across seeds (at least 2 pairs); "
-               "ratios: mean of KDCI-on over mean of KDCI-off runs.")
+    st.caption("Gain: setting − reference per seed (points), between runs alike in every other config "
+               "field; p-value: paired t-test across seeds (at least 2 pairs); ratios: mean of the "
+               "setting's runs over the reference's.")
     st.plotly_chart(gain_figure(comp))
     st.dataframe(pairs_table(comp), hide_index=True)
 
@@ -162,20 +178,20 @@ def show_students(store: RunStore, comp, dev: str) -> None:
     right.plotly_chart(figs["broken"])
 
 
-def show_report(store: RunStore, selected: list[str], dev: str) -> None:
+def show_report(store: RunStore, selected: list[str], dev: str, field: str = "kdci") -> None:
     st.subheader("Report")
     include = st.checkbox("Include the student views", True, key="cmp_report_students")
     projection = st.session_state.get("cmp_proj", "tsne")
     if st.button("Build the report", key="cmp_report_go",
                  help="One self-contained HTML file (opens offline), with JSON and Markdown"):
         try:
-            files = cached_report(str(store.home), tuple(selected), include, projection, dev)
+            files = cached_report(str(store.home), tuple(selected), include, projection, dev, field)
         except InputError as exc:
             st.error(str(exc))
             return
-        st.session_state["cmp_report"] = {"ids": tuple(selected), "files": files}
+        st.session_state["cmp_report"] = {"ids": tuple(selected), "field": field, "files": files}
     built = st.session_state.get("cmp_report")
-    if not built or built["ids"] != tuple(selected):
+    if not built or built["ids"] != tuple(selected) or built.get("field") != field:
         return
     for col, (ext, name, mime) in zip(st.columns(len(DOWNLOADS)), DOWNLOADS):
         col.download_button(f"Download {name}", built["files"][ext], file_name=f"kdci-report.{ext}",
@@ -184,8 +200,9 @@ def show_report(store: RunStore, selected: list[str], dev: str) -> None:
 
 def render() -> None:
     st.title("Compare runs")
-    st.write("Finished runs side by side: does KDCI help this method, across seeds? Gains are paired "
-             "by seed (same method, dataset, student and epochs) and tested with a paired t-test.")
+    st.write("Finished runs side by side: does KDCI (or a correction, an ablation, a K) help this "
+             "method, across seeds? Gains are paired by seed between runs alike in every other setting "
+             "and tested with a paired t-test.")
     store = RunStore()
     rows = store.rows(status="finished")
     if not rows:
@@ -196,8 +213,9 @@ def render() -> None:
     if not selected:
         st.info("Pick at least one finished run.")
         return
+    field = compared_field(store, selected)
     try:
-        comp = compare_runs(store, selected)
+        comp = compare_runs(store, selected, field)
     except InputError as exc:
         st.error(str(exc))
         return
@@ -209,7 +227,7 @@ def render() -> None:
     show_telemetry(comp)
     show_curves(store, comp)
     show_students(store, comp, dev)
-    show_report(store, selected, dev)
+    show_report(store, selected, dev, field)
 
 
 render()

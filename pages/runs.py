@@ -16,6 +16,7 @@ import streamlit as st
 
 from app.shared import teacher_caption, teacher_config
 from kdci_core.common.errors import InputError
+from kdci_core.distill.corrections import CORRECTIONS
 from kdci_core.distill.presets import LOOP, PRESETS
 from kdci_core.figures.runs import curves_figure
 from kdci_core.kdci import inert_reason
@@ -60,6 +61,11 @@ def launch_form() -> None:
         steps = int(c3.number_input("Steps per epoch", 1, 100_000, loop["steps_per_epoch"], key="runs_steps"))
         students = model_names()
         student = c4.selectbox("Student", students, index=students.index("lenet5_half"), key="runs_student")
+        correction = st.selectbox(
+            "Shift correction", list(CORRECTIONS), key="runs_correction",
+            help="A data-level correction beside KDCI (with it on or off): balanced resamples the "
+                 "substitution data class-balanced by the teacher's pseudo-labels; reweight weights "
+                 "each sample by 1 / its pseudo-class share")
         c1, c2, c3 = st.columns(3)
         backend = c1.radio("Backend", list(BACKENDS), horizontal=True, key="runs_backend",
                            help="local: one process per run on this machine; ray: a Ray cluster")
@@ -69,7 +75,8 @@ def launch_form() -> None:
         settings = [s for s, keep in ((True, on), (False, off)) if keep]
         n = len(methods) * len(settings) * seeds
         if st.button(f"Launch {n} run{'s' * (n != 1)}", type="primary", disabled=n == 0, key="runs_launch"):
-            base = replace(cfg, student=student, preset=preset, epochs=epochs, steps_per_epoch=steps)
+            base = replace(cfg, student=student, preset=preset, epochs=epochs, steps_per_epoch=steps,
+                           correction=correction)
             try:
                 ids = launch_grid(base, backend_for(backend, address, limit), methods=methods,
                                   kdci=settings, seeds=range(seeds))

@@ -24,16 +24,17 @@ def cmd_report(args) -> int:
         out = Path(args.out)
         if out.suffix.lower() not in (".html", ".htm"):
             raise InputError(f"--out {args.out}: expected an .html file (the .json and .md go beside it)")
-        comp = compare_runs(store, args.runs)  # rejects bad ids before anything is written
-        paths = export_report(store, args.runs, out, include_students=not args.no_students,
+        comp = compare_runs(store, args.runs, args.by)  # rejects bad ids before anything is written
+        paths = export_report(store, args.runs, out, include_students=not args.no_students, field=args.by,
                               projection=args.projection, device=resolve_device(args.device))
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for m in comp.gains.values():
+    for key, m in comp.gains.items():
         p = "n/a" if m.p_value is None else f"{m.p_value:.3g}"
         std = "" if m.std is None else f" ± {m.std:.2f}"
-        print(f"{m.method}: KDCI gain {m.mean:+.2f}{std} points over {m.n} seed pair(s), paired t-test "
+        what = "KDCI gain" if comp.field == "kdci" else f"gain over {comp.field}={comp.reference}"
+        print(f"{key}: {what} {m.mean:+.2f}{std} points over {m.n} seed pair(s), paired t-test "
               f"p={p}, {m.positive}/{m.n} positive")
     for note in comp.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -51,6 +52,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="the .html report; .json and .md are written beside it")
     p.add_argument("--no-students", action="store_true",
                    help="skip the student views (t-SNE, per-class deltas, corrected examples)")
+    p.add_argument("--by", default="kdci", metavar="FIELD",
+                   help="the config field to compare (default kdci: on vs off; e.g. correction, "
+                        "ablation, k); runs pair when alike in every other field and the seed")
     p.add_argument("--projection", default="tsne", choices=("tsne", "umap", "pca"),
                    help="how the students' features are drawn in 2-D")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="for the student views")

@@ -3,14 +3,15 @@ t-test), the views of two students on the test split, table rows, and the export
 and Markdown. Figures come from :mod:`kdci_core.figures`; runs from :mod:`kdci_core.runs`.
 """
 
-from .compare import Comparison, Group, MethodGain, Pair, RunSummary, compare_runs, load_finished
+from .compare import (Comparison, Group, MethodGain, Pair, RunSummary, compare_runs, differing_fields,
+                      load_finished, pairing_key)
 from .export import FORMATS, export_report
 from .students import (Corrections, StudentComparison, StudentView, corrected_examples,
                        load_run_student, penultimate_features, per_class_delta, run_test_split,
                        student_comparison, student_view, students_section, subset_indices)
-from .tables import accuracy_table, gain_table, pairs_table, telemetry_table
+from .tables import accuracy_columns, accuracy_table, gain_table, pairs_table, telemetry_table
 
-__all__ = ["Comparison", "Corrections", "FORMATS", "Group", "MethodGain", "Pair", "RunSummary",
+__all__ = ["accuracy_columns", "differing_fields", "pairing_key", "Comparison", "Corrections", "FORMATS", "Group", "MethodGain", "Pair", "RunSummary",
            "StudentComparison", "StudentView", "accuracy_table", "compare_runs", "corrected_examples",
            "export_report", "gain_table", "load_finished", "load_run_student", "pairs_table",
            "per_class_delta", "penultimate_features", "run_test_split", "student_comparison",

@@ -1,12 +1,16 @@
-"""Comparison of finished runs, KDCI on vs off across seeds.
+"""Comparison of finished runs: a setting against its reference (KDCI on vs off by default; any
+one config field: a correction, an ablation, K, ...), paired by seed.
 
 Why paired: runs of the same method and seed share the substitution data's randomness up to
-the KDCI plug-in, so the per-seed gain (on − off) and a paired t-test across seeds say more
-than two overlapping means.
+the compared setting, so the per-seed gain (setting − reference) and a paired t-test across seeds
+say more than two overlapping means. Two runs pair only when they agree on every config field
+but the one compared and the seed (``pairing_key``); a run without such a partner is reported
+with the fields in which its nearest candidate differs.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
@@ -51,28 +55,36 @@ class RunSummary:
     device: str | None
     #: KDCI's telemetry at the end of a KDCI-on run (kdci.telemetry), with its inert reason
     kdci_telemetry: dict | None = None
+    #: the run's stored config (what reproduces it; what pairing compares)
+    config: dict = field(default_factory=dict)
 
 
 @dataclass
 class Group:
-    """All compared runs of one method and KDCI setting."""
+    """All compared runs of one method and one value of the compared field."""
 
     method: str
-    kdci: bool
+    value: object
     run_ids: list[str]
     seeds: list
     accuracies: list[float]
     mean: float | None
     std: float | None
+    field: str = "kdci"
 
     @property
     def n(self) -> int:
         return len(self.accuracies)
 
+    @property
+    def kdci(self) -> bool:
+        return bool(self.value) if self.field == "kdci" else None
+
 
 @dataclass
 class Pair:
-    """A KDCI-on and a KDCI-off run of the same method, seed, dataset, student and epochs."""
+    """A run with the compared setting ("on") and one with the reference ("off"), alike in every
+    other config field and seed (for the default field: KDCI on and KDCI off)."""
 
     method: str
     seed: int | None
@@ -80,6 +92,7 @@ class Pair:
     off_id: str
     on_accuracy: float
     off_accuracy: float
+    setting: object = True
 
     @property
     def gain(self) -> float:
@@ -88,7 +101,7 @@ class Pair:
 
 @dataclass
 class MethodGain:
-    """Paired gains of one method and the paired t-test across its seeds."""
+    """Paired gains of one method and setting, and the paired t-test across its seeds."""
 
     method: str
     pairs: list[Pair]
@@ -99,6 +112,7 @@ class MethodGain:
     positive: int                # pairs with a gain > 0
     wall_time_ratio: float | None    # mean on / mean off over the pairs
     peak_memory_ratio: float | None
+    setting: object = True
 
     @property
     def n(self) -> int:
@@ -111,6 +125,15 @@ class Comparison:
     groups: list[Group]
     gains: dict[str, MethodGain]
     notes: list[str] = field(default_factory=list)
+    field: str = "kdci"
+    reference: object = False
+
+    @property
+    def title(self) -> str:
+        """What is compared with what, as a heading says it."""
+        if self.field == "kdci":
+            return "KDCI gain (on − off, paired by seed)"
+        return f"Gain of {self.field} over {self.field}={self.reference} (paired by seed)"
 
     def run(self, run_id: str) -> RunSummary:
         return next(r for r in self.runs if r.run_id == run_id)
@@ -126,7 +149,8 @@ class Comparison:
         """JSON-safe: plain types, None for a missing std or p-value."""
         return {"runs": [asdict(r) for r in self.runs],
                 "groups": [{**asdict(g), "n": g.n} for g in self.groups],
-                "gains": {m: {"method": g.method, "n": g.n, "mean": g.mean, "std": g.std,
+                "field": self.field, "reference": self.reference,
+                "gains": {m: {"method": g.method, "setting": g.setting, "n": g.n, "mean": g.mean, "std": g.std,
                               "p_value": g.p_value, "t_statistic": g.t_statistic,
                               "positive": g.positive, "wall_time_ratio": g.wall_time_ratio,
                               "peak_memory_ratio": g.peak_memory_ratio,
@@ -136,18 +160,24 @@ class Comparison:
 
     def to_markdown(self) -> str:
         parts = ["## Final student accuracy (mean ± sample std over seeds)", "",
-                 md_table(tables.accuracy_table(self), ["method", "KDCI", "seeds", "accuracy (%)", "runs"])]
-        parts += ["", "## KDCI gain (on − off, paired by seed)", ""]
+                 md_table(tables.accuracy_table(self), tables.accuracy_columns(self))]
+        parts += ["", f"## {self.title}", ""]
         if self.gains:
             parts += [md_table(tables.gain_table(self)), "", "### Pairs", "", md_table(tables.pairs_table(self))]
         else:
-            parts.append("No KDCI-on run has a KDCI-off partner of the same method and seed.")
+            parts.append(self.no_pairs_text())
         rows = tables.telemetry_table(self)
         if rows:
             parts += ["", "## KDCI telemetry (last epoch of each KDCI-on run)", "", md_table(rows)]
         if self.notes:
             parts += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
         return "\n".join(parts) + "\n"
+
+    def no_pairs_text(self) -> str:
+        if self.field == "kdci":
+            return "No KDCI-on run has a KDCI-off partner of the same method and seed."
+        return (f"No run with another {self.field} has a {self.field}={self.reference} partner of the "
+                "same method, seed and other settings.")
 
 
 def md_table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
@@ -179,7 +209,7 @@ def _summary(run: Run) -> RunSummary:
                       cfg.get("dataset"), cfg.get("student"), cfg.get("epochs"),
                       float(res["student_accuracy"]), _num(res.get("teacher_accuracy")),
                       _num(res.get("wall_time_s")), _num(res.get("peak_memory_mb")), res.get("device"),
-                      res.get("kdci_telemetry"))
+                      res.get("kdci_telemetry"), cfg)
 
 
 def _ratio(on: list, off: list) -> float | None:
@@ -189,7 +219,7 @@ def _ratio(on: list, off: list) -> float | None:
     return _num(np.mean(on) / np.mean(off))
 
 
-def _method_gain(method: str, pairs: list[Pair], by_id: dict[str, RunSummary]) -> MethodGain:
+def _method_gain(method: str, pairs: list[Pair], by_id: dict[str, RunSummary], setting=True) -> MethodGain:
     from scipy.stats import ttest_rel
 
     pairs = sorted(pairs, key=lambda p: (p.seed is None, p.seed))
@@ -202,48 +232,102 @@ def _method_gain(method: str, pairs: list[Pair], by_id: dict[str, RunSummary]) -
     ons, offs = [by_id[p.on_id] for p in pairs], [by_id[p.off_id] for p in pairs]
     return MethodGain(method, pairs, mean, std, p_value, t, sum(g > 0 for g in gains),
                       _ratio([r.wall_time_s for r in ons], [r.wall_time_s for r in offs]),
-                      _ratio([r.peak_memory_mb for r in ons], [r.peak_memory_mb for r in offs]))
+                      _ratio([r.peak_memory_mb for r in ons], [r.peak_memory_mb for r in offs]), setting)
 
 
-def compare_runs(store: RunStore, run_ids: Sequence[str]) -> Comparison:
-    """Group finished runs by (method, KDCI) and pair on with off per method and seed."""
+#: the reference value of each field that has a natural one (others: the most common value)
+REFERENCES = {"kdci": False, "correction": "none", "ablation": "none", "attn_input": "raw",
+              "fusion": "add", "augment": "none", "preset": "quick"}
+#: never part of a pairing: the seed is what pairs are made of; the device does not change a run
+UNPAIRED_FIELDS = ("seed", "device")
+#: fields that mean nothing with KDCI off, so an on/off pair need not agree on them
+KDCI_ONLY = ("k", "ablation", "attn_dim", "attn_input", "attn_init_gain", "fusion", "pca_dim",
+             "kdci_weight_decay", "dictionary_source", "dictionary_source_arch")
+
+
+def pairing_key(config: dict, field: str) -> str:
+    """What two runs must share to be paired on ``field``: every config field but it, the seed
+    and the device (and, comparing KDCI on and off, KDCI's own options)."""
+    skip = {field, *UNPAIRED_FIELDS, *(KDCI_ONLY if field == "kdci" else ())}
+    return json.dumps({k: v for k, v in sorted(config.items()) if k not in skip}, sort_keys=True, default=str)
+
+
+def differing_fields(a: dict, b: dict, field: str) -> list[str]:
+    """The fields (beyond ``field``, seed, device) in which two configs differ."""
+    skip = {field, *UNPAIRED_FIELDS, *(KDCI_ONLY if field == "kdci" else ())}
+    return sorted(k for k in set(a) | set(b) if k not in skip and a.get(k) != b.get(k))
+
+
+def _value_text(field: str, value) -> str:
+    if field == "kdci":
+        return f"KDCI-{'on' if value else 'off'}"
+    return f"{field}={value}"
+
+
+def compare_runs(store: RunStore, run_ids: Sequence[str], field: str = "kdci") -> Comparison:
+    """Group finished runs by (method, value of ``field``) and pair each non-reference value with
+    the reference per method and seed, between runs alike in every other config field."""
     runs = [_summary(r) for r in load_finished(store, run_ids)]
+    if field != "kdci" and not any(field in r.config for r in runs):
+        raise InputError(f"compare by {field!r}: no compared run has that config field")
+    values = [r.config.get(field, r.kdci if field == "kdci" else None) for r in runs]
+    reference = REFERENCES.get(field, max(values, key=values.count) if values else None)
     notes = []
     if len(set(run_ids)) < len(run_ids):
         notes.append("repeated run ids were compared once")
-    groups: dict[tuple, list[RunSummary]] = {}
-    for r in runs:
-        groups.setdefault((r.method, r.kdci), []).append(r)
-    order = sorted(groups, key=lambda k: ([m for m, _ in groups].index(k[0]), not k[1]))
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(runs):
+        groups.setdefault((r.method, values[i]), []).append(i)
+    methods = list(dict.fromkeys(r.method for r in runs))
+    order = sorted(groups, key=lambda k: (methods.index(k[0]), k[1] == reference, str(k[1])))
     out_groups = []
     for key in order:
-        members = groups[key]
+        members = [runs[i] for i in groups[key]]
         accs = [r.student_accuracy for r in members]
         out_groups.append(Group(key[0], key[1], [r.run_id for r in members], [r.seed for r in members],
-                                accs, *_mean_std(accs)))
-        if len({(r.dataset, r.student, r.epochs) for r in members}) > 1:
-            notes.append(f"{key[0]} kdci={'on' if key[1] else 'off'} mixes datasets, students or epochs: "
-                         "its mean is over unlike runs")
-    slots: dict[tuple, dict[bool, list[RunSummary]]] = {}
-    for r in runs:
-        slots.setdefault((r.method, r.seed, r.dataset, r.student, r.epochs), {True: [], False: []})[r.kdci].append(r)
-    pairs: dict[str, list[Pair]] = {}
-    for (method, seed, dataset, student, epochs), sides in slots.items():
-        on, off = sides[True], sides[False]
-        where = f"{method} seed {seed} on {dataset} ({student}, {epochs} epochs)"
-        for extra in on[1:] + off[1:]:
-            notes.append(f"run {extra.run_id}: another KDCI-{'on' if extra.kdci else 'off'} run of {where}; "
-                         "only the first is paired")
-        if on and off:
-            pairs.setdefault(method, []).append(
-                Pair(method, seed, on[0].run_id, off[0].run_id, on[0].student_accuracy, off[0].student_accuracy))
-        else:
-            lone = (on or off)[0]
-            notes.append(f"run {lone.run_id}: no KDCI-{'off' if lone.kdci else 'on'} run of {where}; not paired")
+                                accs, *_mean_std(accs), field=field))
+        keys = {pairing_key(r.config, field) for r in members}
+        if len(keys) > 1:
+            fields = sorted({f for a in members for b in members for f in differing_fields(a.config, b.config, field)})
+            notes.append(f"{key[0]} {field}={_on_off(field, key[1])} mixes runs that differ in "
+                         f"{', '.join(fields)}: its mean is over unlike runs")
+    slots: dict[tuple, dict] = {}
+    for i, r in enumerate(runs):
+        slots.setdefault((r.method, r.seed, pairing_key(r.config, field)), {}).setdefault(values[i], []).append(r)
+    pairs: dict[tuple, list[Pair]] = {}
+    for (method, seed, _), sides in slots.items():
+        where = f"{method} seed {seed}"
+        for value, members in sides.items():
+            for extra in members[1:]:
+                notes.append(f"run {extra.run_id}: another {_value_text(field, value)} run of {where} "
+                             "with the same settings; only the first is paired")
+        refs = sides.get(reference, [])
+        for value, members in sides.items():
+            if value == reference:
+                continue
+            if refs:
+                on, off = members[0], refs[0]
+                pairs.setdefault((method, value), []).append(
+                    Pair(method, seed, on.run_id, off.run_id, on.student_accuracy, off.student_accuracy, value))
+        if not refs or len(sides) == 1:
+            lone = next(iter(sides.values()))[0]
+            partner = _value_text(field, not lone.kdci) if field == "kdci" else (
+                _value_text(field, reference) if values[runs.index(lone)] != reference else f"other {field}")
+            near = [differing_fields(lone.config, r.config, field) for r in runs
+                    if r.method == method and r.seed == seed and r is not lone]
+            why = f" (the nearest differs in {', '.join(min(near, key=len))})" if near and min(near, key=len) else ""
+            notes.append(f"run {lone.run_id}: no {partner} run of {where} with the same settings{why}; not paired")
     by_id = {r.run_id: r for r in runs}
-    gains = {m: _method_gain(m, pairs[m], by_id) for m in dict.fromkeys(r.method for r in runs) if m in pairs}
+    settings = {k: v for k, v in pairs.items()}
+    multi = len({v for _, v in settings}) > 1
+    gains = {(m if not multi else f"{m} {field}={v}"): _method_gain(m, settings[(m, v)], by_id, v)
+             for (m, v) in sorted(settings, key=lambda k: (methods.index(k[0]), str(k[1])))}
     for r in runs:
         reason = (r.kdci_telemetry or {}).get("inert_reason")
         if reason:
             notes.append(f"KDCI is inert in run {r.run_id} ({r.label}): {reason}")
-    return Comparison(runs, out_groups, gains, notes)
+    return Comparison(runs, out_groups, gains, notes, field, reference)
+
+
+def _on_off(field: str, value) -> str:
+    return ("on" if value else "off") if field == "kdci" else str(value)

@@ -14,7 +14,7 @@ from ..figures.runs import curves_figure, gain_figure
 from ..runs import RunStore
 from .compare import Comparison, compare_runs, md_table
 from .students import StudentComparison, student_comparison
-from .tables import accuracy_table, gain_table, pairs_table, telemetry_table
+from .tables import accuracy_columns, accuracy_table, gain_table, pairs_table, telemetry_table
 
 FORMATS = ("html", "json", "md")
 
@@ -41,13 +41,15 @@ def _meta(comparison: Comparison) -> dict:
 
 def export_report(store: RunStore, run_ids: Sequence[str], out: Path | str, *,
                   formats: Sequence[str] = FORMATS, include_students: bool = True,
-                  projection: str = "tsne", device="cpu", max_points: int = 1000) -> list[Path]:
-    """Write ``out`` (HTML) and its ``.json`` / ``.md`` siblings; returns the paths written."""
+                  projection: str = "tsne", device="cpu", max_points: int = 1000,
+                  field: str = "kdci") -> list[Path]:
+    """Write ``out`` (HTML) and its ``.json`` / ``.md`` siblings; returns the paths written.
+    ``field``: what is compared (``compare_runs``)."""
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise InputError(f"formats: expected some of {', '.join(FORMATS)}, found {list(formats)!r}")
     out = Path(out)
-    comp = compare_runs(store, run_ids)
+    comp = compare_runs(store, run_ids, field)
     meta = _meta(comp)
     students = None
     pair = comp.first_pair()
@@ -55,7 +57,7 @@ def export_report(store: RunStore, run_ids: Sequence[str], out: Path | str, *,
         students = student_comparison(store, pair.on_id, pair.off_id, method=projection,
                                       max_points=max_points, device=device)
     elif include_students:
-        comp.notes.append("students: no KDCI on/off pair among these runs, so no student views")
+        comp.notes.append("students: no pair among these runs, so no student views")
     out.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in dict.fromkeys(formats):
@@ -99,13 +101,13 @@ def _html(store: RunStore, comp: Comparison, meta: dict, students: StudentCompar
     body = ["<h1>KDCI comparison report</h1>",
             "".join(f'<p class="meta">{html.escape(line)}</p>' for line in _header_lines(meta)),
             "<h2>Final student accuracy (mean ± sample std over seeds)</h2>",
-            _html_table(accuracy_table(comp), ["method", "KDCI", "seeds", "accuracy (%)", "runs"]),
-            "<h2>KDCI gain (on − off, paired by seed)</h2>"]
+            _html_table(accuracy_table(comp), accuracy_columns(comp)),
+            f"<h2>{html.escape(comp.title)}</h2>"]
     if comp.gains:
         body += [_html_table(gain_table(comp)), fig_html(gain_figure(comp)), "<h3>Pairs</h3>",
                  _html_table(pairs_table(comp))]
     else:
-        body.append("<p>No KDCI-on run has a KDCI-off partner of the same method and seed.</p>")
+        body.append(f"<p>{html.escape(comp.no_pairs_text())}</p>")
     telemetry = telemetry_table(comp)
     if telemetry:
         body += ["<h2>KDCI telemetry (last epoch of each KDCI-on run)</h2>", _html_table(telemetry)]

@@ -15,16 +15,31 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _setting_column(comparison) -> str:
+    return "KDCI" if comparison.field == "kdci" else comparison.field
+
+
+def _setting_text(comparison, value) -> str:
+    return ("on" if value else "off") if comparison.field == "kdci" else str(value)
+
+
+def accuracy_columns(comparison) -> list[str]:
+    return ["method", _setting_column(comparison), "seeds", "accuracy (%)", "runs"]
+
+
 def accuracy_table(comparison) -> list[dict]:
-    """Rows of final student accuracy per method and KDCI setting (mean ± sample std over seeds)."""
-    return [{"method": g.method, "KDCI": "on" if g.kdci else "off", "seeds": g.n,
+    """Rows of final student accuracy per method and setting (mean ± sample std over seeds)."""
+    col = _setting_column(comparison)
+    return [{"method": g.method, col: _setting_text(comparison, g.value), "seeds": g.n,
              "accuracy (%)": _pm(g.mean, g.std), "mean": g.mean, "std": g.std,
              "runs": ", ".join(g.run_ids)} for g in comparison.groups]
 
 
 def gain_table(comparison) -> list[dict]:
-    """Rows of the paired KDCI gain per method, with the paired t-test across seeds."""
-    return [{"method": m.method, "pairs": m.n, "gain (points)": _pm(m.mean, m.std, sign=True),
+    """Rows of the paired gain per method (and setting), with the paired t-test across seeds."""
+    kdci = comparison.field == "kdci"
+    return [{"method": m.method, **({} if kdci else {comparison.field: m.setting}), "pairs": m.n,
+             "gain (points)": _pm(m.mean, m.std, sign=True),
              "p-value (paired t)": _fmt(m.p_value, ".3g"), "positive pairs": f"{m.positive}/{m.n}",
              "wall time on/off": _fmt(m.wall_time_ratio, ".2f") + ("×" if m.wall_time_ratio else ""),
              "peak memory on/off": _fmt(m.peak_memory_ratio, ".2f") + ("×" if m.peak_memory_ratio else "")}
@@ -32,9 +47,14 @@ def gain_table(comparison) -> list[dict]:
 
 
 def pairs_table(comparison) -> list[dict]:
-    return [{"method": p.method, "seed": p.seed, "KDCI on": f"{p.on_accuracy:.2f}",
-             "KDCI off": f"{p.off_accuracy:.2f}", "gain": f"{p.gain:+.2f}", "on run": p.on_id,
-             "off run": p.off_id} for m in comparison.gains.values() for p in m.pairs]
+    if comparison.field == "kdci":
+        return [{"method": p.method, "seed": p.seed, "KDCI on": f"{p.on_accuracy:.2f}",
+                 "KDCI off": f"{p.off_accuracy:.2f}", "gain": f"{p.gain:+.2f}", "on run": p.on_id,
+                 "off run": p.off_id} for m in comparison.gains.values() for p in m.pairs]
+    ref = f"{comparison.field}={comparison.reference}"
+    return [{"method": p.method, "seed": p.seed, comparison.field: p.setting, "setting": f"{p.on_accuracy:.2f}",
+             ref: f"{p.off_accuracy:.2f}", "gain": f"{p.gain:+.2f}", "setting run": p.on_id,
+             "reference run": p.off_id} for m in comparison.gains.values() for p in m.pairs]
 
 
 #: telemetry columns shown for each KDCI-on run (kdci.telemetry's keys) and how to print them

@@ -91,3 +91,25 @@ def test_no_finished_runs(runs, monkeypatch, tmp_path):
     monkeypatch.setenv("KDCI_HOME", str(tmp_path))
     at = _page()
     assert any("Runs page" in i.value for i in at.info)
+
+
+def test_compare_by_a_field_the_runs_differ_in(home, tmp_path, monkeypatch):
+    """Runs that differ only in their correction compare by it; the page offers that field."""
+    from kdci_core.runs import RunStore
+    from tests.helpers import tiny_config
+
+    store = RunStore(tmp_path / "by-correction")
+    ids = []
+    for correction, acc in (("none", 50.0), ("balanced", 55.0)):
+        for seed in (0, 1):
+            run = store.create(tiny_config(kdci=False, seed=seed, correction=correction).to_dict())
+            run.write_result({"student_accuracy": acc + seed, "history": []})
+            run.set_status("finished")
+            ids.append(run.run_id)
+    monkeypatch.setenv("KDCI_HOME", str(store.home))
+    at = _page(",".join(ids))
+    assert "correction" in at.selectbox(key="cmp_field").options
+    at.selectbox(key="cmp_field").set_value("correction").run()
+    assert not at.exception and [h.value for h in at.subheader][1].startswith("Gain of correction")
+    gain = at.dataframe[1].value
+    assert list(gain["correction"]) == ["balanced"] and list(gain["pairs"]) == [2]

@@ -24,6 +24,7 @@ def test_launch_from_the_page_and_see_runs_after_a_refresh(builtin):
     at.number_input(key="runs_seeds").set_value(1)
     at.number_input(key="runs_epochs").set_value(2)
     at.number_input(key="runs_steps").set_value(5)
+    at.selectbox(key="runs_correction").set_value("reweight")
     at.run()
     assert at.button(key="runs_launch").label == "Launch 2 runs"
     at.button(key="runs_launch").click().run()
@@ -32,6 +33,7 @@ def test_launch_from_the_page_and_see_runs_after_a_refresh(builtin):
     assert len(ids) == 2
     store = RunStore()
     assert wait_for(store, ids, timeout=180) == {i: "finished" for i in ids}
+    assert {store.get(i).config()["correction"] for i in ids} == {"reweight"}  # recorded in each run
 
     fresh = _runs_page()  # a new session: what a browser refresh sees
     table = fresh.get("arrow_data_frame")

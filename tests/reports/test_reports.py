@@ -261,3 +261,39 @@ def test_an_inert_kdci_run_is_flagged_in_the_comparison_and_the_report(tmp_path)
     assert any(n.startswith(f"KDCI is inert in run {ids[0]}") for n in comp.notes)
     md = comp.to_markdown()
     assert "## KDCI telemetry" in md and "0.004" in md and "under 2%" in md
+
+
+def test_compare_by_any_one_field_pairs_only_runs_alike_in_the_others(tmp_path):
+    store = RunStore(tmp_path / "by-field")
+
+    def finished(acc, **cfg):
+        run = store.create(tiny_config(kdci=False, **cfg).to_dict())
+        run.write_result({"student_accuracy": acc})
+        run.set_status("finished")
+        return run.run_id
+    none = [finished(50.0 + s, seed=s) for s in range(2)]
+    bal = [finished(53.0 + s, seed=s, correction="balanced") for s in range(2)]
+    rew = [finished(49.0, seed=0, correction="reweight"), finished(52.0, seed=1, correction="reweight")]
+    other = finished(99.0, seed=0, correction="balanced", lr=0.05)  # differs in lr too
+    comp = compare_runs(store, none + bal + rew + [other], field="correction")
+    assert comp.reference == "none" and set(comp.gains) == {"deepinv correction=balanced",
+                                                            "deepinv correction=reweight"}
+    assert [p.gain for p in comp.gains["deepinv correction=balanced"].pairs] == pytest.approx([3.0, 3.0])
+    assert [p.gain for p in comp.gains["deepinv correction=reweight"].pairs] == pytest.approx([-1.0, 1.0])
+    assert any(other in n and "differs in lr" in n and "not paired" in n for n in comp.notes)
+    md = comp.to_markdown()
+    assert "Gain of correction over correction=none" in md and "| deepinv | balanced |" in md
+    with pytest.raises(InputError, match="no compared run has that config field"):
+        compare_runs(store, none, field="nonsense")
+
+
+def test_kdci_on_off_pairs_ignore_kdci_only_options(tmp_path):
+    store = RunStore(tmp_path / "kdci-only")
+    ids = []
+    for kdci, acc in ((True, 61.0), (False, 60.0)):
+        run = store.create(tiny_config(kdci=kdci, k=16 if kdci else None, attn_input="tau" if kdci else "raw").to_dict())
+        run.write_result({"student_accuracy": acc})
+        run.set_status("finished")
+        ids.append(run.run_id)
+    comp = compare_runs(store, ids)
+    assert comp.gains["deepinv"].pairs[0].gain == pytest.approx(1.0) and comp.notes == []
