@@ -2,7 +2,8 @@
 
 ``teacher`` (train, inspect), ``methods``, ``distill``, ``diagnose``, ``runs`` (list, show,
 cancel, resume) and the internal ``worker``, ``report``. Each subcommand module adds its own
-parser and imports the engine; none imports this root.
+parser and imports the engine; none imports this root. ``--json -`` writes the JSON to stdout
+(and everything else the command prints to stderr).
 
 Exit status: 0 success, 2 rejected input (one clear line on stderr, no traceback), 1 internal
 failure. ``--json OUT`` writes the machine-readable result.
@@ -11,27 +12,51 @@ failure. ``--json OUT`` writes the machine-readable result.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
+from importlib import import_module
+
 from ..common.errors import InputError
-from . import diagnose, distill, methods, report, runs, teacher
 
-#: the subcommand modules, in the order ``--help`` lists them
-COMMANDS = (teacher, methods, distill, diagnose, runs, report)
+#: the subcommands, in the order ``--help`` lists them: (module of this package, one-line help).
+#: Only the module of the command given is imported, so ``kdci --help`` and ``kdci runs list``
+#: do not pay for torch (what each module imports is what its command needs).
+COMMANDS = {
+    "teacher": ("teacher", "train or inspect a teacher"),
+    "methods": ("methods", "list the DFKD methods and their defaults (quick and paper presets)"),
+    "distill": ("distill", "distil a student without the original data"),
+    "diagnose": ("diagnose", "substitution data of a method: FID, class proportions, dictionary"),
+    "runs": ("runs", "list, show, cancel or resume runs"),
+    "worker": ("runs", "(internal) run one stored run in this process"),
+    "report": ("report", "compare finished runs (KDCI on vs off, paired by seed) into an HTML report"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser: every command named, only the one in ``argv`` (all, with None) built in full."""
     p = argparse.ArgumentParser(prog="kdci", description="KDCI Studio engine: data-free "
                                 "distillation with causal intervention (also: python -m kdci_core).")
     sub = p.add_subparsers(dest="command", required=True)
-    for module in COMMANDS:
-        module.add_parser(sub)
+    wanted = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
+    built = set()
+    for name, (module, helptext) in COMMANDS.items():
+        if wanted is None or name == wanted:
+            if module not in built:
+                import_module(f".{module}", __name__).add_parser(sub)
+                built.add(module)
+        elif wanted not in COMMANDS or COMMANDS[wanted][0] != module:
+            sub.add_parser(name, help=helptext)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     try:
+        if getattr(args, "json", None) == "-":  # the JSON alone on stdout, the rest on stderr
+            with contextlib.redirect_stdout(sys.stderr):
+                return args.func(args)
         return args.func(args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

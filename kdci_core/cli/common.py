@@ -6,16 +6,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..common.errors import InputError
 
 
 def write_json(path: str | None, obj: dict) -> None:
-    """``--json OUT``: the machine-readable result (nothing when OUT is not given)."""
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(obj, indent=2, default=lambda o: getattr(o, "tolist", str)(o)))
+    """``--json OUT``: the machine-readable result (nothing when OUT is not given; ``-``: the
+    process's standard output, which ``main`` keeps free of anything else)."""
+    if not path:
+        return
+    text = json.dumps(obj, indent=2, default=lambda o: getattr(o, "tolist", str)(o))
+    if path == "-":
+        sys.__stdout__.write(text + "\n")
+        sys.__stdout__.flush()
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text)
 
 
 def parse_value(text: str):
@@ -103,7 +111,8 @@ def add_backend_arguments(p: argparse.ArgumentParser, *, default: str | None = "
 
 def reconciled_store():
     """The run store at ``$KDCI_HOME``, with dead workers' runs marked failed first."""
-    from ..runs import RunStore, reconcile
+    from ..runs.monitor import reconcile
+    from ..runs.store import RunStore
 
     store = RunStore()
     reconcile(store)

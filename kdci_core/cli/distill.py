@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import sys
 
-from ..distill import Callback
 from .common import add_backend_arguments, add_run_arguments, config_from_args, write_json
 
 
-class EpochLines(Callback):
-    """One line per epoch on stderr (the command's own progress, beside tqdm's bar)."""
+def epoch_lines():
+    """A loop callback printing one line per epoch on stderr (beside tqdm's bar)."""
+    from ..distill import Callback
 
-    def on_epoch_end(self, rec: dict) -> None:
-        print(f"epoch {rec['epoch']:>3}  step {rec['step']:>6}  loss {rec['loss']:.4f}  "
-              f"student {rec['student_accuracy']:.2f}%", file=sys.stderr)
+    class EpochLines(Callback):
+        def on_epoch_end(self, rec: dict) -> None:
+            print(f"epoch {rec['epoch']:>3}  step {rec['step']:>6}  loss {rec['loss']:.4f}  "
+                  f"student {rec['student_accuracy']:.2f}%", file=sys.stderr)
+    return EpochLines()
 
 
 def cmd_distill(args) -> int:
@@ -37,7 +39,7 @@ def cmd_distill(args) -> int:
     from ..runs import run_inline
 
     progress = TqdmProgress(enabled=not args.quiet)
-    result = run_inline(cfg, progress=progress, callbacks=[] if args.quiet else [EpochLines()],
+    result = run_inline(cfg, progress=progress, callbacks=[] if args.quiet else [epoch_lines()],
                         run_name=args.name)
     progress.close()
     print(f"run {result['run_id']}: {cfg.method} kdci={args.kdci} teacher {result['teacher_accuracy']:.2f}% "

@@ -22,13 +22,16 @@ def cmd_worker(args) -> int:
 
 def cmd_runs_list(args) -> int:
     rows = reconciled_store().rows(status=args.status, method=args.method, dataset=args.dataset,
-                         sort=args.sort, limit=args.limit)
+                                   sort=args.sort, limit=args.limit)
+    if rows:
+        print(f"{'RUN':<44} {'STATUS':<9} {'METHOD':<8} {'KDCI':<4} {'SEED':>4} {'EPOCH':>7} "
+              f"{'ACC':>7}  CREATED")
     for r in rows:
         acc = "" if r["student_accuracy"] is None else f"{r['student_accuracy']:.2f}%"
         epoch = f"{r['last_epoch'] or 0}/{r['epochs']}"
         when = time.strftime("%m-%d %H:%M", time.localtime(r["created_at"] or 0))
         print(f"{r['run_id']:<44} {r['status']:<9} {r['method'] or '':<8} "
-              f"kdci={'on ' if r['kdci'] else 'off'} seed {r['seed']!s:<3} {epoch:>7} {acc:>7}  {when}")
+              f"{'on' if r['kdci'] else 'off':<4} {r['seed']!s:>4} {epoch:>7} {acc:>7}  {when}")
     if not rows:
         print("no runs")
     write_json(args.json, {"runs": rows})

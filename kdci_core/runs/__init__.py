@@ -10,15 +10,27 @@ worker, launching and resuming, the monitor, and the backends that start workers
 - ``backends``: ``local`` and ``ray``, one :class:`~.backends.Backend` interface.
 """
 
-from .backends import BACKENDS, Backend, LocalBackend, default_concurrency, get_backend
-from .launcher import launch, launch_grid, resume, run_inline
-from .monitor import STALE_S, cancel, pid_alive, reconcile, wait_for
-from .recorder import CHECKPOINT, Cancelled
-from .status import ACTIVE, RESUMABLE, STATUSES, TERMINAL
-from .store import Run, RunStore, run_label, validate_run_id
-from .worker import execute, execute_by_id
+from importlib import import_module
 
-__all__ = ["ACTIVE", "BACKENDS", "Backend", "CHECKPOINT", "Cancelled", "LocalBackend", "RESUMABLE",
-           "Run", "RunStore", "STALE_S", "STATUSES", "TERMINAL", "cancel", "default_concurrency",
-           "execute", "execute_by_id", "get_backend", "launch", "launch_grid", "pid_alive",
-           "reconcile", "resume", "run_inline", "run_label", "validate_run_id", "wait_for"]
+#: public name -> the module that defines it. Imported on first use (PEP 562), so listing runs
+#: (``store``, ``monitor``, ``status``: no torch) does not load the loop that running them needs.
+_WHERE = {
+    "BACKENDS": "backends", "Backend": "backends", "LocalBackend": "backends",
+    "default_concurrency": "backends", "get_backend": "backends",
+    "launch": "launcher", "launch_grid": "launcher", "resume": "launcher", "run_inline": "launcher",
+    "STALE_S": "monitor", "cancel": "monitor", "pid_alive": "monitor", "reconcile": "monitor",
+    "wait_for": "monitor",
+    "CHECKPOINT": "recorder", "Cancelled": "recorder",
+    "ACTIVE": "status", "RESUMABLE": "status", "STATUSES": "status", "TERMINAL": "status",
+    "Run": "store", "RunStore": "store", "run_label": "store", "validate_run_id": "store",
+    "execute": "worker", "execute_by_id": "worker",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value

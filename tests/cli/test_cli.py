@@ -1,0 +1,53 @@
+"""The command line's own contract: every command has --help, ``--json -`` puts the JSON alone
+on stdout, ``runs list`` has a header row, and the commands that only read the run store load
+neither torch nor the loop."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kdci_core.cli import COMMANDS, main
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0 and "usage" in capsys.readouterr().out
+
+
+def test_json_dash_writes_only_json_to_stdout(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("KDCI_HOME", str(tmp_path))
+    from kdci_core.runs import RunStore
+
+    RunStore(tmp_path).create({"method": "deepinv", "kdci": True, "seed": 3, "epochs": 2})
+    assert main(["runs", "list", "--json", "-"]) == 0
+    out, err = capfd.readouterr()
+    assert json.loads(out)["runs"][0]["seed"] == 3  # stdout is the JSON and nothing else
+    assert err.splitlines()[0].split()[:4] == ["RUN", "STATUS", "METHOD", "KDCI"]  # the table went to stderr
+    assert not (tmp_path / "-").exists()
+
+
+def test_runs_list_has_a_header_row(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KDCI_HOME", str(tmp_path))
+    assert main(["runs", "list"]) == 0 and capsys.readouterr().out.strip() == "no runs"
+    from kdci_core.runs import RunStore
+
+    RunStore(tmp_path).create({"method": "dfnd", "kdci": False, "seed": 0, "epochs": 1})
+    assert main(["runs", "list"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.startswith("RUN") and "dfnd" in row and " off " in row
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["runs", "list"], ["runs", "show", "nope"]])
+def test_store_commands_do_not_load_torch(argv, tmp_path):
+    code = ("import sys; from kdci_core.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print('torch loaded' if 'torch' in sys.modules else 'no torch', file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          env={"KDCI_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert proc.stderr.strip().splitlines()[-1] == "no torch", proc.stderr
