@@ -30,6 +30,7 @@ COMMANDS = {
     "runs": ("runs", "list, show, cancel or resume runs"),
     "worker": ("runs", "(internal) run one stored run in this process"),
     "report": ("report", "compare finished runs (KDCI on vs off, paired by seed) into an HTML report"),
+    "export": ("export", "export a finished run's student (safetensors, TorchScript, ONNX)"),
 }
 
 

@@ -301,6 +301,7 @@ class Distiller:
             "method": cfg.method, "kdci": cfg.kdci, "dataset": cfg.dataset,
             "teacher_arch": self.teacher.arch, "student_arch": cfg.student, "seed": cfg.seed,
             "device": str(self.device), "teacher_accuracy": teacher_eval.accuracy,
+            "teacher_sha256": self.teacher.sha256,
             "student_accuracy": final.accuracy, "per_class_accuracy": final.per_class,
             "history": history, "wall_time_s": time.time() - started, "resumed_from_step": start or None,
             "peak_memory_mb": peak_memory_mb(self.device), "k": self.k if cfg.kdci else None,

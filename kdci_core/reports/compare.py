@@ -209,7 +209,7 @@ def _summary(run: Run) -> RunSummary:
                       cfg.get("dataset"), cfg.get("student"), cfg.get("epochs"),
                       float(res["student_accuracy"]), _num(res.get("teacher_accuracy")),
                       _num(res.get("wall_time_s")), _num(res.get("peak_memory_mb")), res.get("device"),
-                      res.get("kdci_telemetry"), cfg)
+                      res.get("kdci_telemetry"), {**cfg, "teacher_sha256": res.get("teacher_sha256")})
 
 
 def _ratio(on: list, off: list) -> float | None:
@@ -247,14 +247,22 @@ KDCI_ONLY = ("k", "ablation", "attn_dim", "attn_input", "attn_init_gain", "fusio
 
 def pairing_key(config: dict, field: str) -> str:
     """What two runs must share to be paired on ``field``: every config field but it, the seed
-    and the device (and, comparing KDCI on and off, KDCI's own options)."""
-    skip = {field, *UNPAIRED_FIELDS, *(KDCI_ONLY if field == "kdci" else ())}
+    and the device (and, comparing KDCI on and off, KDCI's own options); the config as compared
+    carries the teacher file's sha256, so two teachers never pair, whatever their paths."""
+    skip = _skipped(config, field)
     return json.dumps({k: v for k, v in sorted(config.items()) if k not in skip}, sort_keys=True, default=str)
+
+
+def _skipped(config: dict, field: str) -> set:
+    skip = {field, *UNPAIRED_FIELDS, *(KDCI_ONLY if field == "kdci" else ())}
+    if config.get("teacher_sha256"):
+        skip.add("teacher")  # the file's bytes identify the teacher, not where it lies
+    return skip
 
 
 def differing_fields(a: dict, b: dict, field: str) -> list[str]:
     """The fields (beyond ``field``, seed, device) in which two configs differ."""
-    skip = {field, *UNPAIRED_FIELDS, *(KDCI_ONLY if field == "kdci" else ())}
+    skip = _skipped(a, field) & _skipped(b, field)
     return sorted(k for k in set(a) | set(b) if k not in skip and a.get(k) != b.get(k))
 
 

@@ -24,6 +24,7 @@ _WHERE = {
     "ACTIVE": "status", "RESUMABLE": "status", "STATUSES": "status", "TERMINAL": "status",
     "Run": "store", "RunStore": "store", "run_label": "store", "validate_run_id": "store",
     "execute": "worker", "execute_by_id": "worker",
+    "export_student": "export",
 }
 __all__ = sorted(_WHERE)
 

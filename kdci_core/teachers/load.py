@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..common.errors import InputError
+from ..common.paths import file_sha256
 from ..models import build_model, classifier_key, first_conv_key, model_names
 from ..models.evaluation import parameter_count
 from ..models.weights import read_checkpoint
@@ -30,11 +31,13 @@ class TeacherBundle:
     checkpoint_format: str
     parameter_count: int
     metadata: dict
+    #: sha256 of the checkpoint file: what identifies this teacher, whatever its file name
+    sha256: str | None = None
 
     def describe(self) -> dict:
         return {"arch": self.arch, "num_classes": self.num_classes, "in_channels": self.in_channels,
                 "source": self.source, "format": self.checkpoint_format,
-                "parameters": self.parameter_count}
+                "parameters": self.parameter_count, "sha256": self.sha256}
 
 
 def checkpoint_classes(state_dict: dict, arch: str) -> int | None:
@@ -113,7 +116,8 @@ def load_teacher(path, arch: str, *, num_classes: int | None = None, in_channels
                             source=f"checkpoint {path}")
     return TeacherBundle(model=freeze(model.to(device)), arch=arch, num_classes=model.num_classes,
                          in_channels=model.in_channels, source=str(path), checkpoint_format=fmt,
-                         parameter_count=parameter_count(model), metadata=meta)
+                         parameter_count=parameter_count(model), metadata=meta,
+                         sha256=file_sha256(path))
 
 
 def metadata_accuracy(meta: dict) -> float | None:

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from ..common.errors import InputError
-from ..common.paths import kdci_home
+from ..common.paths import file_sha256, kdci_home
 from ..models.weights import MAX_CHECKPOINT_BYTES
 
 UPLOAD_TYPES = ["safetensors", "pt", "pth", "ts", "torchscript"]
@@ -48,9 +48,5 @@ def save_upload(name: str, data: bytes, home: Path | None = None) -> tuple[Path,
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a file, read in chunks (cache key for a checkpoint on disk)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """sha256 of a file (cache key for a checkpoint on disk)."""
+    return file_sha256(path)
