@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.shared import DEVICE_KEY
+from app.shared import DEVICE_KEY, remember, remembered
 from kdci_core.common.device import DEVICE_CHOICES
 
 PAGES = Path(__file__).resolve().parents[1] / "pages"
@@ -34,7 +34,10 @@ page = st.navigation([
 with st.sidebar:
     st.markdown("### KDCI Studio")
     st.caption("Data-free knowledge distillation with causal intervention")
+    if DEVICE_KEY not in st.session_state:  # the last choice of this dashboard
+        st.session_state[DEVICE_KEY] = remembered("device", "auto")
     st.selectbox("Device", DEVICE_CHOICES, key=DEVICE_KEY,
-                 help="auto: CUDA when available, CPU otherwise")
+                 on_change=lambda: remember("device", st.session_state[DEVICE_KEY]),
+                 help="auto: CUDA when available, CPU otherwise (kept across refreshes and restarts)")
 
 page.run()

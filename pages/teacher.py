@@ -13,14 +13,15 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from app.shared import ProgressBar, device
+from app.shared import ProgressBar, chosen_teacher, device, set_teacher
 from kdci_core.common.errors import InputError
 from kdci_core.data import dataset_names, load_dataset
 from kdci_core.figures.teacher import confusion_figure, per_class_figure
 from kdci_core.models import MAX_CHECKPOINT_BYTES, model_names
 from kdci_core.teachers import (BUILTIN_ARCH, BUILTIN_DATASET, UPLOAD_TYPES, TeacherReport,
                                 builtin_report, builtin_teacher, builtin_teacher_path,
-                                check_upload_size, file_digest, inspect_checkpoint, save_upload)
+                                check_upload_size, file_digest, inspect_checkpoint, remember_upload,
+                                save_upload)
 
 BUILTIN, UPLOAD = "Built-in digits teacher", "Upload a checkpoint"
 
@@ -62,9 +63,8 @@ def show_builtin(device: torch.device) -> TeacherReport | None:
     except InputError as exc:
         st.error(str(exc))
         return None
-    st.session_state["teacher"] = {
-        "source": "builtin", "arch": report.arch, "path": "builtin",
-        "num_classes": report.num_classes, "dataset": report.dataset}
+    set_teacher({"source": "builtin", "arch": report.arch, "path": "builtin",
+                 "num_classes": report.num_classes, "dataset": report.dataset})
     return report
 
 
@@ -80,33 +80,45 @@ def _saved_upload(uploaded) -> tuple[str, str]:
 
 
 def show_upload(device: torch.device) -> TeacherReport | None:
+    current = chosen_teacher()
+    current = current if current and current.get("source") == "upload" else None
     uploaded = st.file_uploader(
         "Teacher checkpoint", type=UPLOAD_TYPES,
         help=f".safetensors, a .pt/.pth state dict (loaded weights-only) or TorchScript; at most "
-             f"{MAX_CHECKPOINT_BYTES >> 20} MiB. Pickles that would run code are refused.")
+             f"{MAX_CHECKPOINT_BYTES >> 20} MiB. Pickles that would run code are refused. Stored by "
+             "content (sha256), never overwritten.")
     archs, datasets = model_names(), dataset_names()
+    defaults = current or {"arch": BUILTIN_ARCH, "num_classes": 10, "dataset": BUILTIN_DATASET}
     c1, c2, c3 = st.columns(3)
-    arch = c1.selectbox("Architecture", archs, index=archs.index(BUILTIN_ARCH)
-                        if BUILTIN_ARCH in archs else 0)
-    num_classes = int(c2.number_input("Classes", min_value=2, max_value=100_000, value=10, step=1))
-    dataset = c3.selectbox("Dataset", datasets, index=datasets.index(BUILTIN_DATASET)
-                           if BUILTIN_DATASET in datasets else 0)
-    root = st.text_input("Data root (optional)", placeholder="folder with the dataset's files; "
-                         "empty: the default location").strip()
-    if uploaded is None:
-        st.session_state.pop("teacher", None)  # later pages must not use a stale choice
-        st.info("Upload a teacher file, then pick its architecture, class count and dataset.")
+    arch = c1.selectbox("Architecture", archs, index=archs.index(defaults["arch"])
+                        if defaults["arch"] in archs else 0)
+    num_classes = int(c2.number_input("Classes", min_value=2, max_value=100_000,
+                                      value=int(defaults["num_classes"]), step=1))
+    dataset = c3.selectbox("Dataset", datasets, index=datasets.index(defaults["dataset"])
+                           if defaults["dataset"] in datasets else 0)
+    root = st.text_input("Data root (optional)", value=defaults.get("data_root") or "",
+                         placeholder="folder with the dataset's files; empty: the default location").strip()
+    if uploaded is None and current is None:
+        st.info("Upload a teacher file, then pick its architecture, class count and dataset. Until "
+                "then every page uses the built-in digits teacher.")
         return None
     try:
-        path, digest = _saved_upload(uploaded)
+        if uploaded is not None:
+            path, digest, name = *_saved_upload(uploaded), uploaded.name
+        else:  # the teacher chosen earlier (a refresh, another tab, a server restart)
+            path, digest, name = current["path"], current["sha256"], current.get("name", Path(current["path"]).name)
+            st.caption(f"Current teacher: `{name}` (sha256 {digest[:12]}…), chosen earlier; upload "
+                       "another file to replace it.")
         report = cached_upload(path, digest, arch, num_classes, dataset, root, str(device))
     except InputError as exc:
-        st.session_state.pop("teacher", None)
         st.error(str(exc))
+        if current:
+            st.caption(f"The pages keep using the teacher chosen before: `{current.get('name')}`.")
         return None
-    st.session_state["teacher"] = {
-        "source": "upload", "arch": arch, "path": path, "num_classes": report.num_classes,
-        "dataset": dataset, "data_root": root or None}
+    record = {"source": "upload", "arch": arch, "path": path, "num_classes": report.num_classes,
+              "dataset": dataset, "data_root": root or None, "sha256": digest, "name": name}
+    remember_upload(digest, record)
+    set_teacher(record)
     return report
 
 
@@ -131,7 +143,9 @@ def render() -> None:
     st.write("The classifier whose knowledge is distilled. Use the built-in digits teacher or "
              "upload your own; it is validated, then scored on the dataset's test split.")
     dev = device()
+    chosen = chosen_teacher()
     choice = st.radio("Teacher", [BUILTIN, UPLOAD], horizontal=True, key="teacher_choice",
+                      index=1 if chosen and chosen.get("source") == "upload" else 0,
                       label_visibility="collapsed")
     report = show_builtin(dev) if choice == BUILTIN else show_upload(dev)
     if report is not None:

@@ -27,7 +27,7 @@ COMMANDS = {
     "methods": ("methods", "list the DFKD methods and their defaults (quick and paper presets)"),
     "distill": ("distill", "distil a student without the original data"),
     "diagnose": ("diagnose", "substitution data of a method: FID, class proportions, dictionary"),
-    "runs": ("runs", "list, show, cancel or resume runs"),
+    "runs": ("runs", "list, show, cancel, resume or delete runs"),
     "worker": ("runs", "(internal) run one stored run in this process"),
     "report": ("report", "compare finished runs (KDCI on vs off, paired by seed) into an HTML report"),
     "export": ("export", "export a finished run's student (safetensors, TorchScript, ONNX)"),

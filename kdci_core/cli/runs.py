@@ -60,6 +60,16 @@ def cmd_runs_cancel(args) -> int:
     return 0
 
 
+def cmd_runs_delete(args) -> int:
+    store = reconciled_store()
+    if not args.yes:
+        raise InputError(f"runs delete {args.run_id}: deleting removes its folder for good; repeat with --yes")
+    store.delete(args.run_id)
+    print(f"{args.run_id}: deleted")
+    write_json(args.json, {"run_id": args.run_id, "deleted": True})
+    return 0
+
+
 def cmd_runs_resume(args) -> int:
     from ..runs import RESUMABLE, execute, get_backend, resume
 
@@ -88,7 +98,7 @@ def add_parser(sub) -> None:
     w.add_argument("--backend", default="local")
     w.set_defaults(func=cmd_worker)
 
-    runs = sub.add_parser("runs", help="list, show, cancel or resume runs").add_subparsers(
+    runs = sub.add_parser("runs", help="list, show, cancel, resume or delete runs").add_subparsers(
         dest="runs_command", required=True)
     ls = runs.add_parser("list", help="runs in the store, newest first")
     ls.add_argument("--status")
@@ -104,6 +114,11 @@ def add_parser(sub) -> None:
         p.add_argument("run_id")
         p.add_argument("--json")
         p.set_defaults(func=func)
+    dl = runs.add_parser("delete", help="remove a finished, failed or cancelled run (with --yes)")
+    dl.add_argument("run_id")
+    dl.add_argument("--yes", action="store_true", help="confirm: the run folder is removed")
+    dl.add_argument("--json")
+    dl.set_defaults(func=cmd_runs_delete)
     rs = runs.add_parser("resume", help="continue a failed or cancelled run from its checkpoint")
     rs.add_argument("run_id")
     rs.add_argument("--inline", action="store_true", help="run it in this process (default: background)")

@@ -37,6 +37,15 @@ def atomic_write_text(path: Path, text: str, *, fsync: bool = False) -> None:
     os.replace(tmp, path)
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = temp_path(path)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def atomic_write_json(path: Path, obj) -> None:
     """``obj`` as indented JSON at ``path``, flushed to disk before the rename."""
     atomic_write_text(path, json.dumps(obj, indent=2, default=json_default), fsync=True)

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from ..common.errors import InputError
 from ..common.jsonio import atomic_write_json, atomic_write_text, json_default, read_json
 from ..common.paths import kdci_home
 from .index import RunIndex
-from .status import QUEUED, RUNNING, STATUSES
+from .status import ACTIVE, QUEUED, RUNNING, STATUSES
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -48,9 +49,13 @@ class Run:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         state = self.status()
-        state.update(fields, status=status, updated_at=time.time())
+        now = time.time()
+        if state.get("status") != status or not state.get("transitions"):  # the status history
+            state.setdefault("transitions", []).append({"status": status, "at": now,
+                                                        "error": fields.get("error")})
+        state.update(fields, status=status, updated_at=now)
         if status == RUNNING:
-            state.setdefault("started_at", time.time())
+            state.setdefault("started_at", now)
         atomic_write_json(self.root / "status.json", state)
         self.sync_index(state)
         return state
@@ -166,7 +171,23 @@ class Run:
                 "pid": st.get("pid"), "host": st.get("host"), "backend": st.get("backend"),
                 "error": st.get("error"), "created_at": st.get("created_at"),
                 "updated_at": st.get("updated_at"), "heartbeat_at": self.last_heartbeat(),
-                "config": self.config(), "history": self.metrics(), "result": self.result()}
+                "config": self.config(), "history": self.metrics(), "result": self.result(),
+                "status_history": st.get("transitions", [])}
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the worker's log (empty when it wrote none)."""
+        path = self.root / "worker.log"
+        if not path.exists():
+            return ""
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+
+    def artifacts(self) -> list[dict]:
+        """The files of the run folder (name, bytes), hidden temporaries left out."""
+        return [{"name": str(p.relative_to(self.root)), "bytes": p.stat().st_size}
+                for p in sorted(self.root.rglob("*")) if p.is_file() and not p.name.startswith(".")]
 
 
 def run_label(config: dict) -> str:
@@ -226,6 +247,15 @@ class RunStore:
         if not (root / "config.json").exists():
             raise InputError(f"run id {run_id!r}: no such run in {self.runs_dir}")
         return Run(root, self.index)
+
+    def delete(self, run_id: str) -> None:
+        """Remove a run that is not active: its folder and its index row."""
+        run = self.get(run_id)
+        status = run.status().get("status")
+        if status in ACTIVE:
+            raise InputError(f"run {run_id}: it is {status}; cancel it before deleting it")
+        shutil.rmtree(run.root)
+        self.index.delete(run_id)
 
     def list(self) -> list[Run]:
         runs = [Run(p, self.index) for p in self._folders()]

@@ -15,10 +15,11 @@ from .inspect import TeacherReport, builtin_report, inspect_checkpoint, report_f
 from .load import (TeacherBundle, build_validated, checkpoint_classes, freeze, load_teacher,
                    metadata_accuracy)
 from .train import train_classifier, train_teacher
-from .uploads import UPLOAD_TYPES, check_upload_size, file_digest, sanitise_name, save_upload
+from .uploads import (UPLOAD_TYPES, check_upload_size, file_digest, remember_upload, sanitise_name,
+                      save_upload, upload_record)
 
 __all__ = ["BUILTIN_ARCH", "BUILTIN_DATASET", "BUILTIN_EPOCHS", "BUILTIN_SEED", "TeacherBundle",
            "TeacherReport", "UPLOAD_TYPES", "build_validated", "builtin_report", "builtin_teacher",
            "builtin_teacher_path", "check_upload_size", "checkpoint_classes", "file_digest", "freeze",
            "inspect_checkpoint", "load_named_teacher", "load_teacher", "metadata_accuracy",
-           "report_for", "sanitise_name", "save_upload", "train_classifier", "train_teacher"]
+           "remember_upload", "report_for", "sanitise_name", "save_upload", "upload_record", "train_classifier", "train_teacher"]

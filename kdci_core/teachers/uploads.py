@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from ..common.errors import InputError
+from ..common.jsonio import atomic_write_bytes, atomic_write_json, read_json
 from ..common.paths import file_sha256, kdci_home
 from ..models.weights import MAX_CHECKPOINT_BYTES
 
@@ -38,13 +39,28 @@ def check_upload_size(name: str, size: int) -> None:
 
 
 def save_upload(name: str, data: bytes, home: Path | None = None) -> tuple[Path, str]:
-    """Write uploaded bytes to ``$KDCI_HOME/uploads/<sanitised name>``; return (path, sha256)."""
+    """Store uploaded bytes by their content: ``$KDCI_HOME/uploads/<sha256>/<sanitised name>``.
+    A second file of the same name but other bytes lands in another folder, so no upload is ever
+    overwritten (runs that point at a path keep their teacher); returns (path, sha256)."""
     check_upload_size(name, len(data))
-    folder = Path(home or kdci_home()) / "uploads"
+    digest = hashlib.sha256(data).hexdigest()
+    folder = Path(home or kdci_home()) / "uploads" / digest
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / sanitise_name(name)
-    path.write_bytes(data)
-    return path, hashlib.sha256(data).hexdigest()
+    if not path.exists():  # same name, same folder: the same bytes already
+        atomic_write_bytes(path, data)
+    return path, digest
+
+
+def upload_record(digest: str, home: Path | None = None) -> dict | None:
+    """What the dashboard stored about an upload when it validated it (arch, classes, dataset,
+    data root, path), or None: lets a link ``?teacher=<sha256>`` find the teacher again."""
+    return read_json(Path(home or kdci_home()) / "uploads" / str(digest) / "teacher.json") \
+        if re.fullmatch(r"[0-9a-f]{64}", str(digest)) else None
+
+
+def remember_upload(digest: str, record: dict, home: Path | None = None) -> None:
+    atomic_write_json(Path(home or kdci_home()) / "uploads" / digest / "teacher.json", record)
 
 
 def file_digest(path: Path) -> str:

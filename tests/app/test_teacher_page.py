@@ -64,7 +64,8 @@ def test_upload_mode_without_file(app_run):
     assert not at.exception
     assert [s.label for s in at.selectbox][:2] == ["Architecture", "Dataset"]
     assert at.info and "Upload a teacher file" in at.info[0].value
-    assert "teacher" not in at.session_state  # no stale teacher while nothing is uploaded
+    # nothing uploaded: the pages keep the built-in teacher chosen before, never a stale upload
+    assert at.session_state["teacher"]["source"] == "builtin"
     at.radio[0].set_value("Built-in digits teacher").run()
 
 
@@ -80,7 +81,10 @@ def test_upload_valid_checkpoint(home):
     from kdci_core.teachers import inspect_checkpoint, save_upload
     src = save_checkpoint(_small_teacher(), home / "src" / "lenet.safetensors")
     path, digest = save_upload("../../evil dir/lenet.safetensors", src.read_bytes())
-    assert path == home / "uploads" / "lenet.safetensors" and len(digest) == 64
+    assert path == home / "uploads" / digest / "lenet.safetensors" and len(digest) == 64
+    other = save_checkpoint(_small_teacher(5), home / "src" / "five.safetensors")
+    path2, digest2 = save_upload("lenet.safetensors", other.read_bytes())  # same name, other bytes
+    assert digest2 != digest and path2.parent.name == digest2 and path.read_bytes() == src.read_bytes()
     report = inspect_checkpoint(path, "lenet5", 10, "digits")
     assert report.headline == "valid lenet5 checkpoint (safetensors)"
     assert report.num_classes == 10 and report.in_channels == 1 and report.parameters > 0
@@ -142,3 +146,32 @@ def test_upload_limits_and_names(home):
     assert sanitise_name("C:\\x\\..\\my model (1).pth") == "my_model__1_.pth"
     assert sanitise_name("../..") == "checkpoint"
     assert sanitise_name(".hidden.ts") == "hidden.ts"
+
+
+def test_the_chosen_teacher_survives_a_new_session(home):
+    """A refresh, a new tab and a server restart all start a new session: the uploaded teacher
+    chosen before is still the one every page uses, and a ?teacher= link picks one."""
+    from app.shared import remember
+    from kdci_core.models.weights import save_checkpoint
+    from kdci_core.teachers import remember_upload, save_upload
+
+    src = save_checkpoint(_small_teacher(), home / "src" / "persist.safetensors")
+    path, digest = save_upload("persist.safetensors", src.read_bytes())
+    record = {"source": "upload", "arch": "lenet5", "path": str(path), "num_classes": 10,
+              "dataset": "digits", "data_root": None, "sha256": digest, "name": "persist.safetensors"}
+    remember_upload(digest, record)
+    remember("teacher", record)
+    try:
+        at = AppTest.from_file(MAIN, default_timeout=300)
+        at.run()
+        assert not at.exception and at.radio[0].value == "Upload a checkpoint"
+        assert any("Current teacher: `persist.safetensors`" in c.value for c in at.caption)
+        assert at.session_state["teacher"]["sha256"] == digest
+        at.switch_page("../pages/substitution.py").run()
+        assert any("`lenet5` from the Teacher page" in c.value for c in at.caption)
+        linked = AppTest.from_file(MAIN, default_timeout=300)
+        linked.query_params["teacher"] = "builtin"
+        linked.run()
+        assert linked.radio[0].value == "Built-in digits teacher"
+    finally:
+        remember("teacher", None)
