@@ -14,6 +14,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
+from app import run_detail
 from app.shared import teacher_caption, teacher_config
 from kdci_core.common.errors import InputError
 from kdci_core.distill.corrections import CORRECTIONS
@@ -153,6 +154,8 @@ def live(ids: list[str]) -> None:
         return
     if len(picked) == 1:
         st.query_params["run"] = picked[0]  # a deep link to this run
+        if st.button("Open this run's details", key="runs_open_detail"):
+            st.rerun()  # the whole page: the detail view sits above this fragment
     active = sum(r.status().get("status") in ACTIVE for r in runs)
     st.caption(f"Monitoring {len(runs)} run(s), {active} active; refreshed {time.strftime('%H:%M:%S')} "
                f"every {REFRESH_S:.0f} s.")
@@ -193,8 +196,24 @@ def render() -> None:
              "when you close the tab; come back any time.")
     launch_form()
     deep = st.query_params.get("run")
+    if deep:
+        try:
+            active = RunStore().get(deep).status().get("status") in ACTIVE
+        except InputError:
+            active = False
+        (detail_live if active else detail_static)(deep)
     ids = st.session_state.get("runs_selected", []) or ([deep] if deep else [])
     live(ids)
+
+
+def detail(run_id: str) -> None:
+    """The run detail view of ``?run=ID``."""
+    with st.container(border=True):
+        run_detail.show(RunStore(), run_id)
+
+
+detail_live = st.fragment(run_every=REFRESH_S)(detail)  # refreshed like the monitor while active
+detail_static = st.fragment(detail)
 
 
 render()

@@ -55,3 +55,44 @@ def test_preset_choice_brings_its_epochs_and_steps(builtin):
     assert (at.number_input(key="runs_epochs").value, at.number_input(key="runs_steps").value) == (10, 50)
     at.radio(key="runs_preset").set_value("paper").run()
     assert (at.number_input(key="runs_epochs").value, at.number_input(key="runs_steps").value) == (200, 400)
+
+
+def test_run_detail_view_of_a_finished_run(builtin, tmp_path, monkeypatch):
+    """?run=ID: config, status history, log, artefacts and the actions a finished run allows;
+    export and delete work from the page."""
+    from kdci_core.runs import RunStore as Store, run_inline
+    from tests.helpers import tiny_config
+
+    import shutil
+
+    from kdci_core.teachers import builtin_teacher_path
+    (tmp_path / "teachers").mkdir()
+    shutil.copy(builtin_teacher_path(), tmp_path / "teachers" / builtin_teacher_path().name)
+    monkeypatch.setenv("KDCI_HOME", str(tmp_path))
+    store = Store(tmp_path)
+    run_id = run_inline(tiny_config(method="dfnd", kdci=True, k=4), store=store)["run_id"]
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()
+    at.switch_page("../pages/runs.py")
+    at.query_params["run"] = run_id
+    at.run()
+    assert not at.exception, at.exception
+    assert any(h.value == f"Run {run_id}" for h in at.subheader)
+    assert [m.value for m in at.metric][:1] == ["finished"]
+    fields = set(_frame(at, ["field", "value"])["field"])
+    assert {"method", "kdci", "preset", "correction", "weight_decay"} <= fields
+    history = _frame(at, ["status", "at", "error"])
+    assert list(history["status"]) == ["queued", "running", "finished"]
+    assert "student.safetensors" in set(_frame(at, ["file", "KiB"])["file"])
+    assert not [b for b in at.button if b.key == f"detail_cancel_{run_id}"]  # nothing to cancel
+    at.radio(key=f"detail_fmt_{run_id}").set_value("torchscript")
+    at.button(key=f"detail_export_{run_id}").click().run()
+    assert not at.exception and at.session_state[f"detail_export_files_{run_id}"]["fmt"] == "torchscript"
+    at.checkbox(key=f"detail_confirm_{run_id}").check().run()
+    at.button(key=f"detail_delete_{run_id}").click().run()
+    assert not (tmp_path / "runs" / run_id).exists()
+
+
+def _frame(at, columns):
+    """The value of the dataframe shown with exactly these columns."""
+    return next(d.value for d in at.dataframe if list(d.value.columns) == columns)

@@ -1,0 +1,137 @@
+"""The run detail view (``/runs?run=ID``): one run's config, teacher and its hash, status history,
+the worker's log, its error, curves and KDCI telemetry, its artefacts, and the actions its status
+allows (cancel, resume, delete, export). Presentation only: every action is a ``kdci_core`` call.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from kdci_core.common.errors import InputError
+from kdci_core.figures.runs import curves_figure
+from kdci_core.kdci import inert_reason
+from kdci_core.models.export import FORMATS, SUFFIXES
+from kdci_core.runs import ACTIVE, RESUMABLE, RunStore, cancel, export_student, resume
+
+
+def _when(t) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else ""
+
+
+def show(store: RunStore, run_id: str) -> None:
+    """Everything about one run, with the actions that apply to it now."""
+    try:
+        run = store.get(run_id)
+    except InputError as exc:
+        st.error(str(exc))
+        return
+    summary, result = run.summary(), run.result() or {}
+    status = summary["status"]
+    st.subheader(f"Run {run_id}")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Status", status, border=True)
+    c2.metric("Setting", run.label, border=True)
+    last = summary["history"][-1] if summary["history"] else {}
+    c3.metric("Epoch", f"{last.get('epoch', 0)}/{summary['config'].get('epochs')}", border=True)
+    acc = result.get("student_accuracy", last.get("student_accuracy"))
+    c4.metric("Student accuracy", "n/a" if acc is None else f"{acc:.2f}%", border=True)
+    if summary["error"]:
+        st.error(summary["error"])
+        tb = run.status().get("traceback")
+        if tb:
+            st.code(tb, language="text")
+    actions(store, run, status)
+    tabs = st.tabs(["Curves", "Config", "Status history", "Log", "Artefacts", "Export"])
+    with tabs[0]:
+        series = [run.series()]
+        left, right = st.columns(2)
+        left.plotly_chart(curves_figure(series, y="student_accuracy"), key=f"detail_acc_{run_id}")
+        right.plotly_chart(curves_figure(series, y="loss"), key=f"detail_loss_{run_id}")
+        if any("kdci_compensation" in h for h in series[0]["history"]):
+            left, right = st.columns(2)
+            left.plotly_chart(curves_figure(series, y="kdci_compensation"), key=f"detail_comp_{run_id}")
+            right.plotly_chart(curves_figure(series, y="kdci_attention_entropy"), key=f"detail_ent_{run_id}")
+            reason = inert_reason(next(h for h in reversed(series[0]["history"]) if "kdci_compensation" in h))
+            if reason:
+                st.warning(f"KDCI is inert in this run: {reason}", icon=":material/warning:")
+    with tabs[1]:
+        cfg = summary["config"]
+        st.dataframe([{"field": k, "value": str(v)} for k, v in cfg.items()], hide_index=True,
+                     key=f"detail_cfg_{run_id}")
+        st.caption(f"Teacher: `{cfg.get('teacher')}` ({result.get('teacher_arch') or cfg.get('teacher_arch')}), "
+                   f"sha256 `{result.get('teacher_sha256') or 'recorded when the run finishes'}`"
+                   + (f", test accuracy {result['teacher_accuracy']:.2f}%" if result.get("teacher_accuracy") else ""))
+    with tabs[2]:
+        st.dataframe([{"status": t["status"], "at": _when(t["at"]), "error": t.get("error") or ""}
+                      for t in summary.get("status_history", [])], hide_index=True,
+                     key=f"detail_hist_{run_id}")
+    with tabs[3]:
+        st.code(run.log_tail(60) or "(the worker has written nothing yet)", language="text")
+    with tabs[4]:
+        files = run.artifacts()
+        st.dataframe([{"file": f["name"], "KiB": round(f["bytes"] / 1024, 1)} for f in files],
+                     hide_index=True, key=f"detail_files_{run_id}")
+        for name in ("student.safetensors", "result.json", "metrics.jsonl", "config.json"):
+            if run.path(name).exists():
+                st.download_button(f"Download {name}", run.path(name).read_bytes(), file_name=f"{run_id}-{name}",
+                                   key=f"detail_dl_{run_id}_{name}")
+    with tabs[5]:
+        export_form(store, run_id, status)
+
+
+def actions(store: RunStore, run, status: str) -> None:
+    run_id = run.run_id
+    cols = st.columns(4)
+    if status in ACTIVE and cols[0].button("Cancel", key=f"detail_cancel_{run_id}"):
+        try:
+            st.toast(f"{run_id}: {cancel(store, run_id)}")
+        except InputError as exc:
+            st.warning(str(exc))
+    if status in RESUMABLE and cols[1].button("Resume", key=f"detail_resume_{run_id}",
+                                              help="from its last checkpoint, on the backend it ran on"):
+        try:
+            resume(store, run_id)
+            st.toast(f"{run_id}: resumed")
+        except InputError as exc:
+            st.warning(str(exc))
+    if status not in ACTIVE:
+        confirm = cols[2].checkbox("Confirm delete", key=f"detail_confirm_{run_id}")
+        if cols[3].button("Delete", key=f"detail_delete_{run_id}", disabled=not confirm,
+                          help="removes the run folder for good"):
+            try:
+                store.delete(run_id)
+            except InputError as exc:
+                st.warning(str(exc))
+            else:
+                st.query_params.pop("run", None)
+                st.toast(f"{run_id}: deleted")
+                st.rerun()
+
+
+def export_form(store: RunStore, run_id: str, status: str) -> None:
+    if status != "finished":
+        st.info("A run's student can be exported once the run has finished.")
+        return
+    fmt = st.radio("Format", list(FORMATS), horizontal=True, key=f"detail_fmt_{run_id}",
+                   help="safetensors: the weights; torchscript and onnx: a graph that runs without "
+                        "this project (ONNX via onnxruntime)")
+    if st.button("Export the student", key=f"detail_export_{run_id}"):
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path, sidecar = export_student(store, run_id, fmt, Path(tmp) / f"student{SUFFIXES[fmt][0]}")
+            except InputError as exc:
+                st.error(str(exc))
+                return
+            st.session_state[f"detail_export_files_{run_id}"] = {
+                "fmt": fmt, "model": (path.name, path.read_bytes()), "sidecar": (sidecar.name, sidecar.read_bytes())}
+    files = st.session_state.get(f"detail_export_files_{run_id}")
+    if files and files["fmt"] == fmt:
+        c1, c2 = st.columns(2)
+        c1.download_button(f"Download {files['model'][0]}", files["model"][1],
+                           file_name=f"{run_id}-{files['model'][0]}", key=f"detail_dl_model_{run_id}")
+        c2.download_button(f"Download {files['sidecar'][0]}", files["sidecar"][1],
+                           file_name=f"{run_id}-{files['sidecar'][0]}", key=f"detail_dl_sidecar_{run_id}")
