@@ -32,9 +32,12 @@ def show(store: RunStore, run_id: str) -> None:
     summary, result = run.summary(), run.result() or {}
     status = summary["status"]
     st.subheader(f"Run {run_id}")
+    cfg = summary["config"]
+    st.caption(f"{run.label} · {cfg.get('dataset')} · {cfg.get('student')} student · preset "
+               f"{cfg.get('preset', 'quick')} · backend {summary.get('backend') or 'n/a'}")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Status", status, border=True)
-    c2.metric("Setting", run.label, border=True)
+    c2.metric("Method", f"{cfg.get('method')} ({'KDCI' if cfg.get('kdci') else 'no KDCI'})", border=True)
     last = summary["history"][-1] if summary["history"] else {}
     c3.metric("Epoch", f"{last.get('epoch', 0)}/{summary['config'].get('epochs')}", border=True)
     acc = result.get("student_accuracy", last.get("student_accuracy"))
@@ -59,7 +62,6 @@ def show(store: RunStore, run_id: str) -> None:
             if reason:
                 st.warning(f"KDCI is inert in this run: {reason}", icon=":material/warning:")
     with tabs[1]:
-        cfg = summary["config"]
         st.dataframe([{"field": k, "value": str(v)} for k, v in cfg.items()], hide_index=True,
                      key=f"detail_cfg_{run_id}")
         st.caption(f"Teacher: `{cfg.get('teacher')}` ({result.get('teacher_arch') or cfg.get('teacher_arch')}), "
