@@ -9,9 +9,11 @@ Presentation only: clustering, projections and the K curve are ``kdci_core`` cal
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import streamlit as st
 
+from app.launch_form import prefill_k
 from app.shared import ProgressBar, device, diagnoses_for, teacher_caption, teacher_config
 from kdci_core.common.errors import InputError
 from kdci_core.diagnostics.diagnose import diagnose, dictionary_for
@@ -20,6 +22,7 @@ from kdci_core.diagnostics.projections import project
 from kdci_core.figures.diagnostics import dictionary_figure, k_curve_figure, pz_figure
 from kdci_core.methods import METHODS
 
+PAGES = Path(__file__).resolve().parent
 PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
 
@@ -103,6 +106,21 @@ def render() -> None:
     st.plotly_chart(k_curve_figure(curve, {method: METHODS.get(method).default_k}))
     st.markdown(f"**Recommended K = {curve.recommended_k}** ({curve.rule}) — {method}'s default "
                 f"in the paper: {METHODS.get(method).default_k}.")
+    launch_buttons(method, k, curve.recommended_k)
+
+
+def launch_buttons(method: str, chosen: int, recommended: int) -> None:
+    """Carry the diagnosis to a run: open the Runs page's form with this method and K filled in."""
+    c1, c2, _ = st.columns([1, 1, 2])
+    picked = None
+    if c1.button(f"Launch {method} with the recommended K = {recommended}", type="primary",
+                 key="dict_launch_recommended"):
+        picked = recommended
+    if chosen != recommended and c2.button(f"Launch {method} with K = {chosen}", key="dict_launch_chosen"):
+        picked = chosen
+    if picked is not None:
+        prefill_k(picked, method)
+        st.switch_page(PAGES / "runs.py")
 
 
 render()

@@ -9,22 +9,18 @@ restarting the server loses nothing. Presentation only: ``kdci_core.runs`` does 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
 
+from app import launch_form as launch_form_view
 from app import run_detail
 from app.shared import teacher_caption, teacher_config
 from kdci_core.common.errors import InputError
-from kdci_core.distill.corrections import CORRECTIONS
-from kdci_core.distill.presets import LOOP, PRESETS
 from kdci_core.figures.runs import curves_figure
 from kdci_core.kdci import inert_reason
-from kdci_core.methods import METHODS
-from kdci_core.models import model_names
 from kdci_core.runs import (ACTIVE, BACKENDS, STATUSES, RunStore, cancel, default_concurrency,
-                            get_backend, launch_grid, reconcile, resume)
+                            get_backend, launch, reconcile, resume)
 
 REFRESH_S = 2.0
 
@@ -35,54 +31,23 @@ def backend_for(name: str, address: str, max_concurrent: int):
     return get_backend(name, RunStore(), ray_address=address or None, max_concurrent=max_concurrent)
 
 
-def _preset_changed() -> None:
-    """A new preset brings its own epochs and steps into the fields (which then override it)."""
-    loop = LOOP[st.session_state["runs_preset"]]
-    st.session_state["runs_epochs"], st.session_state["runs_steps"] = loop["epochs"], loop["steps_per_epoch"]
-
-
 def launch_form() -> None:
     cfg = teacher_config()
-    with st.expander("Launch runs", expanded=not RunStore().rows(limit=1)):
+    opened = st.session_state.pop("runs_form_open", False) or not RunStore().rows(limit=1)
+    with st.expander("Launch runs", expanded=opened):
         st.caption(teacher_caption(cfg))
-        names = METHODS.names()
-        c1, c2, c3 = st.columns([3, 1, 1])
-        methods = c1.multiselect("Methods", names, default=["deepinv"], key="runs_methods")
-        on = c2.checkbox("KDCI on", True, key="runs_on")
-        off = c3.checkbox("KDCI off", True, key="runs_off")
-        preset = st.radio("Preset", list(PRESETS), horizontal=True, key="runs_preset",
-                          on_change=_preset_changed,
-                          help="quick: CPU-sized defaults; paper: the reference scripts' CIFAR settings "
-                               "(batch 256, 200 epochs x 400 steps, the methods' reference learning "
-                               "rates and iterations; for a GPU). The fields below override it.")
-        loop = LOOP[preset]
-        c1, c2, c3, c4 = st.columns(4)
-        seeds = int(c1.number_input("Seeds", 1, 20, 3, key="runs_seeds", help="seeds 0 .. n-1"))
-        epochs = int(c2.number_input("Epochs", 1, 10_000, loop["epochs"], key="runs_epochs"))
-        steps = int(c3.number_input("Steps per epoch", 1, 100_000, loop["steps_per_epoch"], key="runs_steps"))
-        students = model_names()
-        student = c4.selectbox("Student", students, index=students.index("lenet5_half"), key="runs_student")
-        correction = st.selectbox(
-            "Shift correction", list(CORRECTIONS), key="runs_correction",
-            help="A data-level correction beside KDCI (with it on or off): balanced resamples the "
-                 "substitution data class-balanced by the teacher's pseudo-labels; reweight weights "
-                 "each sample by 1 / its pseudo-class share")
+        cfgs = launch_form_view.form(cfg)
         c1, c2, c3 = st.columns(3)
         backend = c1.radio("Backend", list(BACKENDS), horizontal=True, key="runs_backend",
                            help="local: one process per run on this machine; ray: a Ray cluster")
         address = c2.text_input("Ray address", key="runs_ray_address", disabled=backend != "ray",
                                 placeholder="empty: $RAY_ADDRESS, else a Ray head on this machine")
         limit = int(c3.number_input("Runs at once (local)", 1, 64, default_concurrency(), key="runs_limit"))
-        settings = [s for s, keep in ((True, on), (False, off)) if keep]
-        n = len(methods) * len(settings) * seeds
-        if st.button(f"Launch {n} run{'s' * (n != 1)}", type="primary", disabled=n == 0, key="runs_launch"):
-            base = replace(cfg, student=student, preset=preset, epochs=epochs, steps_per_epoch=steps,
-                           correction=correction)
+        if cfgs:
             try:
-                ids = launch_grid(base, backend_for(backend, address, limit), methods=methods,
-                                  kdci=settings, seeds=range(seeds))
+                ids = launch(cfgs, backend_for(backend, address, limit))
             except InputError as exc:
-                st.error(str(exc))
+                st.error(launch_form_view.page_message(str(exc)))
             else:
                 st.session_state["runs_selected"] = ids
                 st.toast(f"Launched {len(ids)} run(s) on the {backend} backend")

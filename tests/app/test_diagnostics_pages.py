@@ -77,3 +77,19 @@ def test_dictionary_page_makes_data_on_request(substitution_page):
     at.button(key="dict_make").click().run()
     assert not at.exception and not at.error, (at.exception, at.error)
     assert len(at.get("plotly_chart")) == 3
+
+
+def test_dictionary_page_carries_k_to_the_launch_form(substitution_page):
+    """'Launch with the recommended K' opens the Runs page's form with this method and K."""
+    at = _page("../pages/dictionary.py")
+    rec = [m.value for m in at.markdown if "Recommended K" in m.value][0]
+    k = int(rec.split("Recommended K = ")[1].split("*")[0])
+    at.number_input(key="dict_k").set_value(k + 1 if k < 20 else k - 1).run()
+    assert at.button(key="dict_launch_chosen").label.endswith(f"K = {k + 1 if k < 20 else k - 1}")
+    at.button(key="dict_launch_recommended").click().run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Runs"]
+    assert at.text_input(key="runs_ks").value == str(k)
+    assert at.multiselect(key="runs_methods").value == ["deepinv"]
+    assert at.checkbox(key="runs_on").value
+    assert any("1 method(s) x" in c.value for c in at.caption)

@@ -36,9 +36,12 @@ def test_launch_from_the_page_and_see_runs_after_a_refresh(builtin):
     assert {store.get(i).config()["correction"] for i in ids} == {"reweight"}  # recorded in each run
 
     fresh = _runs_page()  # a new session: what a browser refresh sees
-    table = fresh.get("arrow_data_frame")
+    table = [d for d in fresh.get("arrow_data_frame") if "run" in d.value.columns]
     assert table, "no run table"
     shown = set(table[0].value["run"])
+    # the form remembers its last values in a new session (a refresh, a server restart)
+    assert (fresh.number_input(key="runs_epochs").value, fresh.number_input(key="runs_steps").value) == (2, 5)
+    assert fresh.selectbox(key="runs_correction").value == "reweight"
     assert set(ids) <= shown
     assert len(fresh.get("plotly_chart")) == 2  # accuracy and loss monitors
 
@@ -52,9 +55,29 @@ def test_launch_button_disabled_without_methods(builtin):
 def test_preset_choice_brings_its_epochs_and_steps(builtin):
     at = _runs_page()
     assert at.radio(key="runs_preset").value == "quick"
-    assert (at.number_input(key="runs_epochs").value, at.number_input(key="runs_steps").value) == (10, 50)
     at.radio(key="runs_preset").set_value("paper").run()
-    assert (at.number_input(key="runs_epochs").value, at.number_input(key="runs_steps").value) == (200, 400)
+    assert (at.number_input(key="runs_epochs").value, at.number_input(key="runs_steps").value,
+            at.number_input(key="runs_batch").value) == (200, 400, 256)
+    at.radio(key="runs_preset").set_value("quick").run()
+    assert (at.number_input(key="runs_epochs").value, at.number_input(key="runs_steps").value) == (10, 50)
+
+
+def test_sweep_builder_counts_and_page_errors_name_page_fields(builtin):
+    at = _runs_page()
+    at.multiselect(key="runs_methods").set_value(["deepinv", "dfnd"])
+    at.checkbox(key="runs_on").check()
+    at.checkbox(key="runs_off").check()
+    at.number_input(key="runs_seeds").set_value(2)
+    at.text_input(key="runs_ks").set_value("4, 8").run()
+    # KDCI-on runs at each K, KDCI-off runs once: 2 methods x (2 K + 1) x 2 seeds
+    assert at.button(key="runs_launch").label == "Launch 12 runs"
+    at.text_input(key="runs_ks").set_value("4, x").run()
+    assert at.button(key="runs_launch").disabled
+    assert any("'K values'" in e.value and "--k" not in e.value for e in at.error)
+    at.text_input(key="runs_ks").set_value("100000000").run()
+    assert any("'K values'" in e.value for e in at.error)
+    at.text_input(key="runs_ks").set_value("").run()
+    assert not at.error
 
 
 def test_run_detail_view_of_a_finished_run(builtin, tmp_path, monkeypatch):
