@@ -16,6 +16,7 @@ from kdci_core.figures.runs import curves_figure
 from kdci_core.kdci import inert_reason
 from kdci_core.models.export import FORMATS, SUFFIXES
 from kdci_core.runs import ACTIVE, RESUMABLE, RunStore, cancel, export_student, resume
+from kdci_core.runs.table import format_seconds, table_rows
 
 
 def _when(t) -> str:
@@ -35,25 +36,33 @@ def show(store: RunStore, run_id: str) -> None:
     cfg = summary["config"]
     st.caption(f"{run.label} · {cfg.get('dataset')} · {cfg.get('student')} student · preset "
                f"{cfg.get('preset', 'quick')} · backend {summary.get('backend') or 'n/a'}")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     c1.metric("Status", status, border=True)
     c2.metric("Method", f"{cfg.get('method')} ({'KDCI' if cfg.get('kdci') else 'no KDCI'})", border=True)
     last = summary["history"][-1] if summary["history"] else {}
     c3.metric("Epoch", f"{last.get('epoch', 0)}/{summary['config'].get('epochs')}", border=True)
+    row = next((r for r in table_rows(store, text=run_id) if r["run"] == run_id), None)
+    if row is not None:
+        eta = format_seconds(row["eta_s"]) if status == "running" else ""
+        queue = f"queued #{row['queue']}" if row["queue"] else ""
+        c4.metric("Step", f"{row['step']}/{row['total_steps'] or '?'}", border=True,
+                  help="student steps done / planned (updated about every second while it runs)",
+                  delta=f"ETA {eta}" if eta else (queue or None), delta_color="off")
     acc = result.get("student_accuracy", last.get("student_accuracy"))
-    c4.metric("Student accuracy", "n/a" if acc is None else f"{acc:.2f}%", border=True)
+    c5.metric("Student accuracy", "n/a" if acc is None else f"{acc:.2f}%", border=True)
     if summary["error"]:
         st.error(summary["error"])
         tb = run.status().get("traceback")
         if tb:
             st.code(tb, language="text")
     actions(store, run, status)
+    notes(run)
     tabs = st.tabs(["Curves", "Config", "Status history", "Log", "Artefacts", "Export"])
     with tabs[0]:
         series = [run.series()]
         left, right = st.columns(2)
         left.plotly_chart(curves_figure(series, y="student_accuracy"), key=f"detail_acc_{run_id}")
-        right.plotly_chart(curves_figure(series, y="loss"), key=f"detail_loss_{run_id}")
+        right.plotly_chart(curves_figure([run.series("step")], x="step", y="loss"), key=f"detail_loss_{run_id}")
         if any("kdci_compensation" in h for h in series[0]["history"]):
             left, right = st.columns(2)
             left.plotly_chart(curves_figure(series, y="kdci_compensation"), key=f"detail_comp_{run_id}")
@@ -83,6 +92,20 @@ def show(store: RunStore, run_id: str) -> None:
                                    key=f"detail_dl_{run_id}_{name}")
     with tabs[5]:
         export_form(store, run_id, status)
+
+
+def notes(run) -> None:
+    """The run's tags and notes, editable (kept in the run folder, shown in the run table)."""
+    current = run.annotations()
+    with st.expander(f"Tags and notes{': ' + ', '.join(current['tags']) if current['tags'] else ''}",
+                     expanded=bool(current["notes"])):
+        with st.form(f"detail_notes_{run.run_id}", border=False):
+            tags = st.text_input("Tags (comma-separated)", ", ".join(current["tags"]),
+                                 key=f"detail_tags_{run.run_id}")
+            text = st.text_area("Notes", current["notes"], key=f"detail_text_{run.run_id}", height=80)
+            if st.form_submit_button("Save tags and notes"):
+                run.annotate(tags=tags.split(","), notes=text)
+                st.toast(f"{run.run_id}: tags and notes saved")
 
 
 def actions(store: RunStore, run, status: str) -> None:

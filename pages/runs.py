@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import time
 
-import pandas as pd
 import streamlit as st
 
 from app import launch_form as launch_form_view
-from app import run_detail
+from app import run_detail, run_table
 from app.shared import teacher_caption, teacher_config
 from kdci_core.common.errors import InputError
 from kdci_core.figures.runs import curves_figure
 from kdci_core.kdci import inert_reason
-from kdci_core.runs import (ACTIVE, BACKENDS, STATUSES, RunStore, cancel, default_concurrency,
+from kdci_core.runs import (ACTIVE, BACKENDS, RESUMABLE, RunStore, cancel, default_concurrency,
                             get_backend, launch, reconcile, resume)
 
 REFRESH_S = 2.0
@@ -50,60 +49,43 @@ def launch_form() -> None:
                 st.error(launch_form_view.page_message(str(exc)))
             else:
                 st.session_state["runs_selected"] = ids
+                run_table.set_picked(ids)
                 st.toast(f"Launched {len(ids)} run(s) on the {backend} backend")
 
 
-def _table(store: RunStore) -> pd.DataFrame:
-    rows = store.rows()
-    df = pd.DataFrame([{
-        "run": r["run_id"], "status": r["status"], "method": r["method"],
-        "KDCI": "on" if r["kdci"] else "off", "seed": r["seed"],
-        "epoch": f"{r['last_epoch'] or 0}/{r['epochs']}", "accuracy %": r["student_accuracy"],
-        "dataset": r["dataset"], "backend": r["backend"],
-        "created": pd.to_datetime(r["created_at"], unit="s") if r["created_at"] else None,
-        "error": r["error"] or ""} for r in rows])
-    return df
-
-
-def run_table(store: RunStore) -> list[str]:
-    """The filtered run table; returns the selected run ids."""
-    df = _table(store)
-    if df.empty:
-        st.info("No runs yet: launch some above.")
-        return []
-    c1, c2, c3 = st.columns([2, 2, 3])
-    statuses = c1.multiselect("Status", list(STATUSES), key="runs_filter_status")
-    methods = c2.multiselect("Method", sorted(df["method"].dropna().unique()), key="runs_filter_method")
-    text = c3.text_input("Search run id", key="runs_filter_text")
-    if statuses:
-        df = df[df["status"].isin(statuses)]
-    if methods:
-        df = df[df["method"].isin(methods)]
-    if text:
-        df = df[df["run"].str.contains(text, regex=False)]
-    event = st.dataframe(df, hide_index=True, on_select="rerun", selection_mode="multi-row",
-                         key="runs_table", column_config={
-                             "accuracy %": st.column_config.NumberColumn(format="%.2f")})
-    picked = [df.iloc[i]["run"] for i in event.selection.rows] if event and event.selection else []
-    return picked
-
-
 def actions(store: RunStore, ids: list[str]) -> None:
+    """Cancel, resume and delete the selected runs (each action on the runs it applies to)."""
     if not ids:
         return
-    c1, c2, _ = st.columns([1, 1, 4])
-    if c1.button(f"Cancel ({len(ids)})", key="runs_cancel"):
-        for i in ids:
+    states = {i: store.get(i).status().get("status") for i in ids}
+    active = [i for i, s in states.items() if s in ACTIVE]
+    resumable = [i for i, s in states.items() if s in RESUMABLE]
+    ended = [i for i, s in states.items() if s not in ACTIVE]
+    c1, c2, c3, c4, _ = st.columns([1, 1, 1, 1, 2])
+    if c1.button(f"Cancel ({len(active)})", key="runs_cancel", disabled=not active):
+        for i in active:
             try:
-                cancel(store, i)
+                st.toast(f"{i}: {cancel(store, i)}")
             except InputError as exc:
                 st.warning(str(exc))
-    if c2.button(f"Resume ({len(ids)})", key="runs_resume", help="each on the backend it ran on"):
-        for i in ids:
+    if c2.button(f"Resume ({len(resumable)})", key="runs_resume", disabled=not resumable,
+                 help="each from its last checkpoint, on the backend it ran on"):
+        for i in resumable:
             try:
                 resume(store, i, max_concurrent=int(st.session_state.get("runs_limit", default_concurrency())))
             except InputError as exc:
                 st.warning(str(exc))
+    confirm = c3.checkbox(f"Confirm delete ({len(ended)})", key="runs_confirm_delete", disabled=not ended)
+    if c4.button(f"Delete ({len(ended)})", key="runs_delete", disabled=not (ended and confirm),
+                 help="removes the finished, failed or cancelled selected runs for good"):
+        for i in ended:
+            try:
+                store.delete(i)
+            except InputError as exc:
+                st.warning(str(exc))
+        run_table.set_picked([i for i in ids if i not in ended])
+        st.toast(f"Deleted {len(ended)} run(s)")
+        st.rerun()
 
 
 @st.fragment(run_every=REFRESH_S)
@@ -111,15 +93,15 @@ def live(ids: list[str]) -> None:
     """Table and curves, re-read from the store every few seconds (only this part reruns)."""
     store = RunStore()
     reconcile(store)
-    picked = run_table(store)
+    picked = run_table.show(store)
     actions(store, picked)
     shown = picked or ids or [r["run_id"] for r in store.rows(limit=6)]
     runs = [store.get(i) for i in shown if (store.runs_dir / i).exists()]
     if not runs:
         return
-    if len(picked) == 1:
-        st.query_params["run"] = picked[0]  # a deep link to this run
-        if st.button("Open this run's details", key="runs_open_detail"):
+    if len(picked) == 1 and st.query_params.get("run") != picked[0]:
+        if st.button(f"Open {picked[0]}'s details", key="runs_open_detail"):
+            st.query_params["run"] = picked[0]  # a deep link to this run
             st.rerun()  # the whole page: the detail view sits above this fragment
     active = sum(r.status().get("status") in ACTIVE for r in runs)
     st.caption(f"Monitoring {len(runs)} run(s), {active} active; refreshed {time.strftime('%H:%M:%S')} "
@@ -127,7 +109,7 @@ def live(ids: list[str]) -> None:
     left, right = st.columns(2)
     series = [r.series() for r in runs]
     left.plotly_chart(curves_figure(series, x="epoch", y="student_accuracy"), key="runs_acc")
-    right.plotly_chart(curves_figure(series, x="epoch", y="loss"), key="runs_loss")
+    right.plotly_chart(curves_figure([r.series("step") for r in runs], x="step", y="loss"), key="runs_loss")
     show_telemetry(series)
     for r in runs:
         st_ = r.status()

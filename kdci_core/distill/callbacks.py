@@ -12,7 +12,10 @@ Events, in the order a fit sees them:
   method's new synthetic batch, a sampling method's selection at step 0); the loop rebuilds
   KDCI's dictionary from the same images right after;
 - ``on_step_end(step, metrics)``: after each student step (0-based ``step``; ``metrics``: every
-  loss term and ``loss``, as floats);
+  loss term and ``loss``, as 0-d device tensors: reading one syncs the host with the GPU, so a
+  callback that needs numbers every step pays for it; most should use ``on_log``);
+- ``on_log(record)``: every ``log_every`` steps (a config field; 0: never), the window's mean of
+  each loss term with ``step``, fractional ``epoch``, ``wall_time_s`` and ``lr``;
 - ``on_epoch_end(record)``: the epoch's record (``epoch``, ``step``, ``student_accuracy``,
   ``wall_time_s``, ``lr`` and the epoch's mean of each loss term), already in the history;
 - ``on_checkpoint(state)``: right after ``on_epoch_end``, the resumable training state after
@@ -28,7 +31,7 @@ import torch
 
 from ..common.progress import Progress, report
 
-EVENTS = ("on_fit_start", "on_substitution", "on_step_end", "on_epoch_end", "on_checkpoint",
+EVENTS = ("on_fit_start", "on_substitution", "on_step_end", "on_log", "on_epoch_end", "on_checkpoint",
           "on_fit_end")
 
 
@@ -46,6 +49,9 @@ class Callback:
 
     def on_step_end(self, step: int, metrics: dict) -> None:
         """After student step ``step`` (0-based)."""
+
+    def on_log(self, record: dict) -> None:
+        """The loss terms' means over the last ``log_every`` steps."""
 
     def on_epoch_end(self, record: dict) -> None:
         """The epoch's evaluation record (also appended to the loop's history)."""

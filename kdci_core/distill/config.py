@@ -21,6 +21,8 @@ from .presets import TABLE1_STUDENT, preset_defaults
 
 #: what a config stored before presets (release 0.1) meant by the fields it did not have
 LEGACY = {"weight_decay": 5e-4, "augment": "none"}
+#: what a config stored before step-level metrics meant (its run logged per epoch only)
+BEFORE_STEP_METRICS = {"log_every": 0}
 
 
 @dataclass
@@ -55,6 +57,7 @@ class DistillConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True                      # bfloat16 autocast on CUDA only
+    log_every: int = 10                   # loss metrics every N student steps (0: per epoch only)
     method_params: dict = field(default_factory=dict)
 
     def validate(self) -> "DistillConfig":
@@ -100,6 +103,7 @@ class DistillConfig:
             check_range("--tau", self.tau, low=0.05, high=100.0)
         self.attn_dim = check_range("--attn-dim", self.attn_dim, low=1, high=4096, integer=True)
         self.seed = check_range("--seed", self.seed, low=0, high=2**31 - 1, integer=True)
+        self.log_every = check_range("--log-every", self.log_every, low=0, high=1_000_000, integer=True)
         if not isinstance(self.method_params, dict):
             raise InputError(f"method_params: expected a mapping, found {type(self.method_params).__name__}")
         method.resolve_params(self.method_params)  # unknown keys, types and ranges: rejected now
@@ -130,6 +134,8 @@ class DistillConfig:
         """A stored config; one written before presets existed keeps the values it ran with."""
         if "preset" not in d:
             d = {**LEGACY, **d}
+        if "log_every" not in d:
+            d = {**BEFORE_STEP_METRICS, **d}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -36,6 +36,7 @@ from ..teachers import TeacherBundle, load_named_teacher, load_teacher
 from .callbacks import Callback, CallbackList
 from .config import DistillConfig
 from .corrections import BalancedResampler, ClassReweighter
+from .meters import LossMeans
 from .state import load_object_state, object_state, rng_state, set_rng_state
 
 
@@ -169,8 +170,6 @@ class Distiller:
         terms = {"kd": kd_loss(s_hat, t, self.tau, weights=weights),
                  **self.method.student_losses(x, s_hat, t, weights=weights)}
         loss = sum(terms.values())
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}: lower --lr")
         self.optimizer.zero_grad(set_to_none=True)  # also clears grads a synthesis step left
         for opt in self.extra_optimizers:
             opt.zero_grad(set_to_none=True)
@@ -179,7 +178,8 @@ class Distiller:
         for opt in self.extra_optimizers:
             opt.step()
         self.scheduler.step()
-        return {name: float(v.detach()) for name, v in terms.items()} | {"loss": float(loss.detach())}
+        # device tensors, not floats: reading them here would sync the host every step
+        return {name: v.detach() for name, v in terms.items()} | {"loss": loss.detach()}
 
     def sample_batch(self) -> torch.Tensor:
         """The method's batch for one student step, class-balanced under ``correction=balanced``."""
@@ -275,24 +275,25 @@ class Distiller:
         else:
             self.prepare()
         stop = self.total_steps if max_steps is None else min(self.total_steps, int(max_steps))
-        sums, count = {}, 0
+        epoch_terms, window = LossMeans(), LossMeans()
         for step in range(start, stop):
             if cbs.should_stop:
                 break
             metrics = self.step(step)
-            for name, value in metrics.items():
-                sums[name] = sums.get(name, 0.0) + value
-            count += 1
+            epoch_terms.add(metrics)
+            window.add(metrics)
             cbs.dispatch("on_step_end", step, metrics)
+            if cfg.log_every and (step + 1) % cfg.log_every == 0:
+                cbs.dispatch("on_log", {"step": step + 1, "epoch": (step + 1) / cfg.steps_per_epoch,
+                                        "wall_time_s": time.time() - started,
+                                        "lr": self.scheduler.get_last_lr()[0], **window.pop(step)})
             if (step + 1) % cfg.steps_per_epoch == 0:
                 test_logits = predict_logits(self.student, self.data.test.images, device=self.device)
                 ev = evaluate_logits(test_logits, self.data.test.labels, num_classes=info.num_classes)
                 record = {"epoch": (step + 1) // cfg.steps_per_epoch, "step": step + 1,
                           "student_accuracy": ev.accuracy, "wall_time_s": time.time() - started,
-                          "lr": self.scheduler.get_last_lr()[0],
-                          **{name: total / count for name, total in sums.items()},
+                          "lr": self.scheduler.get_last_lr()[0], **epoch_terms.pop(step),
                           **self.kdci_record(test_logits)}
-                sums, count = {}, 0
                 history.append(record)
                 cbs.dispatch("on_epoch_end", record)
                 cbs.dispatch("on_checkpoint", self.training_state(step + 1, time.time() - started, history))

@@ -16,16 +16,25 @@ from pathlib import Path
 
 COLUMNS = ("run_id", "name", "status", "method", "kdci", "dataset", "student", "seed", "k",
            "ablation", "created_at", "updated_at", "pid", "host", "backend", "student_accuracy",
-           "teacher_accuracy", "last_epoch", "epochs", "error", "config")
+           "teacher_accuracy", "last_epoch", "epochs", "error", "config", "started_at",
+           "finished_at", "wall_time_s", "teacher_sha256", "tags", "notes")
+JSON_COLUMNS = ("config", "tags")
 _SCHEMA = f"""CREATE TABLE IF NOT EXISTS runs ({", ".join(
     c + (" TEXT PRIMARY KEY" if c == "run_id" else "") for c in COLUMNS)})"""
-SORTABLE = {c for c in COLUMNS if c != "config"}
+SORTABLE = {c for c in COLUMNS if c not in JSON_COLUMNS}
 
 
 class RunIndex:
     def __init__(self, path: Path):
         self.path = path
+        #: True when the table was (re)created: an index of an older release, with other columns,
+        #: is dropped (it is only a cache) and the store refills it from the folders
+        self.recreated = False
         with closing(self._connect()) as db, db:
+            have = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
+            if have and tuple(have) != COLUMNS:
+                db.execute("DROP TABLE runs")
+            self.recreated = tuple(have) != COLUMNS
             db.execute(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
@@ -36,7 +45,8 @@ class RunIndex:
 
     def upsert(self, row: dict) -> None:
         row = {c: row.get(c) for c in COLUMNS}
-        row["config"] = json.dumps(row["config"]) if row["config"] is not None else None
+        for c in JSON_COLUMNS:
+            row[c] = json.dumps(row[c]) if row[c] is not None else None
         cols = ", ".join(COLUMNS)
         marks = ", ".join("?" for _ in COLUMNS)
         for attempt in range(5):
@@ -56,16 +66,20 @@ class RunIndex:
             db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
 
     def query(self, *, status: str | None = None, method: str | None = None,
-              dataset: str | None = None, text: str | None = None, sort: str = "created_at",
+              dataset: str | None = None, text: str | None = None, tag: str | None = None,
+              sort: str = "created_at",
               descending: bool = True, limit: int | None = None) -> list[dict]:
         where, args = [], []
         for col, value in (("status", status), ("method", method), ("dataset", dataset)):
             if value:
                 where.append(f"{col} = ?")
                 args.append(value)
-        if text:
-            where.append("(run_id LIKE ? OR name LIKE ?)")
-            args += [f"%{text}%", f"%{text}%"]
+        if text:  # the id, the name, a tag or the notes
+            where.append("(run_id LIKE ? OR name LIKE ? OR tags LIKE ? OR notes LIKE ?)")
+            args += [f"%{text}%"] * 4
+        if tag:
+            where.append("tags LIKE ?")
+            args.append(f"%{json.dumps(tag)}%")
         if sort not in SORTABLE:
             sort = "created_at"
         sql = f"SELECT {', '.join(COLUMNS)} FROM runs"
@@ -80,6 +94,7 @@ class RunIndex:
         for r in rows:
             d = dict(zip(COLUMNS, r))
             d["config"] = json.loads(d["config"]) if d["config"] else {}
+            d["tags"] = json.loads(d["tags"]) if d["tags"] else []
             d["kdci"] = bool(d["kdci"]) if d["kdci"] is not None else None
             out.append(d)
         return out

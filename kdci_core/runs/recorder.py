@@ -24,6 +24,7 @@ from .store import Run
 CHECKPOINT = "checkpoint.safetensors"
 STUDENT = "student.safetensors"
 HEARTBEAT_S = 1.0
+PROGRESS_S = 1.0
 FIGURES = ("student_accuracy", "loss")
 
 
@@ -46,6 +47,47 @@ class EpochRecorder(Callback):
         self.run.append_metrics(record)
         self.run.set_status(RUNNING, checkpoint_step=state["step"], epoch=record.get("epoch"))
         self.pending = None
+
+
+class StepRecorder(Callback):
+    """Every ``log_every`` record as a line of ``steps.jsonl`` (step-level loss curves)."""
+
+    def __init__(self, run: Run):
+        self.run = run
+
+    def on_log(self, record: dict) -> None:
+        self.run.append_steps(record)
+
+
+class LiveProgress(Callback):
+    """The step counter, rate and ETA in ``progress.json``, at most once per ``every`` seconds
+    (a time check per step, no host sync), and the teacher's hash in the status at the start."""
+
+    def __init__(self, run: Run, every: float = PROGRESS_S):
+        self.run, self.every = run, every
+        self.total, self.first, self.t0, self.last, self.step = 0, None, 0.0, 0.0, 0
+
+    def on_fit_start(self, distiller) -> None:
+        self.total, self.t0 = distiller.total_steps, time.time()
+        self.run.set_status(RUNNING, teacher_sha256=distiller.teacher.sha256, total_steps=self.total)
+
+    def on_step_end(self, step: int, metrics: dict) -> None:
+        now = time.time()
+        if self.first is None:
+            self.first, self.t0 = step, now  # a resumed run counts its rate from here
+        self.step = step + 1
+        if now - self.last >= self.every or self.step == self.total:
+            self.write(now)
+
+    def on_epoch_end(self, record: dict) -> None:
+        self.write(time.time())  # the counter agrees with the epoch just recorded
+
+    def write(self, now: float) -> None:
+        self.last = now
+        done, elapsed = self.step - 1 - self.first, now - self.t0  # steps since the first one ended
+        rate = done / elapsed if done and elapsed > 0 else None
+        self.run.write_progress({"step": self.step, "total_steps": self.total, "steps_per_s": rate,
+                                 "eta_s": (self.total - self.step) / rate if rate else None, "at": now})
 
 
 class CancelCheck(Callback):
@@ -107,7 +149,8 @@ def save_figures(run: Run) -> None:
 
 def recorders(run: Run) -> list[Callback]:
     """Every callback that records a run, in commit order."""
-    return [CancelCheck(run), EpochRecorder(run), ResultRecorder(run), FigureRecorder(run)]
+    return [CancelCheck(run), LiveProgress(run), StepRecorder(run), EpochRecorder(run),
+            ResultRecorder(run), FigureRecorder(run)]
 
 
 class Heartbeat(threading.Thread):

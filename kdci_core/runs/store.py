@@ -2,9 +2,11 @@
 
 Each run folder holds ``config.json`` (what was asked), ``status.json`` (state, pid, error,
 timestamps), ``metrics.jsonl`` (one JSON object per evaluation, appended as they arrive),
-``result.json`` (the final summary), ``student.safetensors``, and while it runs
-``heartbeat`` (the worker's last sign of life), ``checkpoint.safetensors`` (the resumable state,
-see kdci_core.distill.state), ``worker.log`` and ``cancel`` (a cancel request). Plain files,
+``steps.jsonl`` (the loss terms every ``log_every`` steps), ``result.json`` (the final summary),
+``student.safetensors``, ``annotations.json`` (the user's tags and notes, written only by the
+user's side), and while it runs ``heartbeat`` (the worker's last sign of life), ``progress.json``
+(its step counter and ETA), ``checkpoint.safetensors`` (the resumable state, see
+kdci_core.distill.state), ``worker.log`` and ``cancel`` (a cancel request). Plain files,
 readable without the app; every whole-file write is atomic (temp file + rename); a torn last
 metrics line (a worker killed mid-write) is skipped on read. ``index.sqlite`` (index.py) mirrors
 each run's summary for listing; the folders are the truth and rebuild it.
@@ -68,7 +70,7 @@ class Run:
     def index_row(self, state: dict | None = None) -> dict:
         """This run's row of the SQLite index."""
         state = state if state is not None else self.status()
-        cfg, result = self.config(), self.result() or {}
+        cfg, result, notes = self.config(), self.result() or {}, self.annotations()
         last = self.last_metrics()
         return {"run_id": self.run_id, "name": state.get("name"), "status": state.get("status"),
                 "method": cfg.get("method"), "kdci": cfg.get("kdci"), "dataset": cfg.get("dataset"),
@@ -79,7 +81,34 @@ class Run:
                 "student_accuracy": result.get("student_accuracy", (last or {}).get("student_accuracy")),
                 "teacher_accuracy": result.get("teacher_accuracy"),
                 "last_epoch": (last or {}).get("epoch"), "epochs": cfg.get("epochs"),
-                "error": state.get("error"), "config": cfg}
+                "error": state.get("error"), "config": cfg, "started_at": state.get("started_at"),
+                "finished_at": state.get("finished_at"),
+                "wall_time_s": result.get("wall_time_s", (last or {}).get("wall_time_s")),
+                "teacher_sha256": result.get("teacher_sha256") or state.get("teacher_sha256"),
+                "tags": notes["tags"], "notes": notes["notes"]}
+
+    def annotate(self, *, tags: list[str] | None = None, notes: str | None = None) -> dict:
+        """Set the run's tags and/or notes (None: keep); any status, an active run included."""
+        current = self.annotations()
+        if tags is not None:
+            if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+                raise InputError(f"tags: expected a list of strings, found {tags!r}")
+            current["tags"] = sorted({t.strip() for t in tags if t.strip()})
+        if notes is not None:
+            if not isinstance(notes, str):
+                raise InputError(f"notes: expected text, found {type(notes).__name__}")
+            current["notes"] = notes
+        atomic_write_json(self.root / "annotations.json", current)
+        self.sync_index()
+        return current
+
+    def annotations(self) -> dict:
+        """{"tags": [...], "notes": "..."} (empty ones when never annotated or unreadable)."""
+        try:
+            data = read_json(self.root / "annotations.json") or {}
+        except InputError:
+            data = {}
+        return {"tags": list(data.get("tags") or []), "notes": str(data.get("notes") or "")}
 
     def heartbeat(self) -> None:
         """The worker is alive (a timestamp in its own file: no race with status writes)."""
@@ -109,15 +138,32 @@ class Run:
                           "".join(json.dumps(m, default=json_default) + "\n" for m in records))
 
     def append_metrics(self, record: dict) -> None:
+        """One epoch record as one line of ``metrics.jsonl`` (see :meth:`_append`)."""
+        self._append("metrics.jsonl", record)
+        self.sync_index()  # the run table shows the newest epoch and accuracy
+
+    def append_steps(self, record: dict) -> None:
+        """One ``log_every`` record (loss terms over a window of steps) in ``steps.jsonl``."""
+        self._append("steps.jsonl", record)
+
+    def write_steps(self, records: list[dict]) -> None:
+        """Replace ``steps.jsonl`` (a resume keeps the records up to its checkpoint's step)."""
+        atomic_write_text(self.root / "steps.jsonl",
+                          "".join(json.dumps(m, default=json_default) + "\n" for m in records))
+
+    def _append(self, name: str, record: dict) -> None:
         """One record as one line, written by a single ``write`` to an O_APPEND file: a reader sees
         the whole line or (a worker killed mid-write) a torn one it skips."""
         line = (json.dumps(record, default=json_default) + "\n").encode()
-        fd = os.open(self.root / "metrics.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.root / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line)
         finally:
             os.close(fd)
-        self.sync_index()  # the run table shows the newest epoch and accuracy
+
+    def write_progress(self, progress: dict) -> None:
+        """The worker's step counter (``progress.json``, atomic; rewritten about once a second)."""
+        atomic_write_json(self.root / "progress.json", progress)
 
     def write_result(self, result: dict) -> None:
         atomic_write_json(self.root / "result.json", result)
@@ -137,7 +183,15 @@ class Run:
         return read_json(self.root / "result.json")
 
     def metrics(self) -> list[dict]:
-        path = self.root / "metrics.jsonl"
+        """The per-epoch records."""
+        return self._lines("metrics.jsonl")
+
+    def steps(self) -> list[dict]:
+        """The ``log_every`` records (empty for a run that logged per epoch only)."""
+        return self._lines("steps.jsonl")
+
+    def _lines(self, name: str) -> list[dict]:
+        path = self.root / name
         if not path.exists():
             return []
         out = []
@@ -147,6 +201,14 @@ class Run:
             except json.JSONDecodeError:
                 continue  # torn write of a killed worker
         return out
+
+    def progress(self) -> dict:
+        """Where the worker is: ``step``, ``total_steps``, ``steps_per_s``, ``eta_s``, ``at`` (the
+        time it was written) and, for a queued run, nothing; {} before the first step."""
+        try:
+            return read_json(self.root / "progress.json") or {}
+        except InputError:
+            return {}
 
     def last_metrics(self) -> dict | None:
         records = self.metrics()
@@ -160,10 +222,11 @@ class Run:
     def label(self) -> str:
         return run_label(self.config())
 
-    def series(self) -> dict:
-        """What a curve of this run needs, as plain data: id, label, config, history."""
-        return {"run_id": self.run_id, "label": self.label, "config": self.config(),
-                "history": self.history()}
+    def series(self, level: str = "epoch") -> dict:
+        """What a curve of this run needs, as plain data: id, label, config, history (``level``
+        ``step``: the ``log_every`` records, or the epoch records of a run that has none)."""
+        history = (self.steps() or self.history()) if level == "step" else self.history()
+        return {"run_id": self.run_id, "label": self.label, "config": self.config(), "history": history}
 
     def summary(self) -> dict:
         st = self.status()
@@ -202,9 +265,8 @@ class RunStore:
         self.home = Path(home) if home is not None else kdci_home()
         self.runs_dir = self.home / "runs"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        fresh = not (self.home / "index.sqlite").exists()
         self.index = RunIndex(self.home / "index.sqlite")
-        if fresh or self.index.run_ids() != {p.name for p in self._folders()}:
+        if self.index.recreated or self.index.run_ids() != {p.name for p in self._folders()}:
             self.rebuild_index()
 
     def _folders(self) -> list[Path]:

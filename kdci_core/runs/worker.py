@@ -25,6 +25,7 @@ from ..common.progress import Progress
 from ..distill import Callback, DistillConfig, Distiller, StepProgress, load_state
 from .recorder import CHECKPOINT, CancelCheck, Cancelled, Heartbeat, recorders, worker_log_line
 from .status import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING
+from .queue import live_ahead
 from .store import Run, RunStore
 
 
@@ -37,6 +38,12 @@ def slot(home: Path, slots: int | None, run: Run):
     folder = home / "slots"
     folder.mkdir(parents=True, exist_ok=True)
     while True:
+        if run.index is not None and live_ahead(run.index, run.run_id, _heartbeat_in(run)) >= slots:
+            run.heartbeat()  # older runs first (queue.py): wait for them to take the slots
+            if run.cancel_requested():
+                raise Cancelled("cancelled while queued")
+            time.sleep(0.5)
+            continue
         for i in range(slots):
             f = open(folder / f"slot-{i}.lock", "w")
             try:
@@ -56,6 +63,11 @@ def slot(home: Path, slots: int | None, run: Run):
         time.sleep(0.5)
 
 
+def _heartbeat_in(run: Run):
+    """The last heartbeat of another run of the same store, by id."""
+    return lambda run_id: Run(run.root.parent / run_id).last_heartbeat()
+
+
 def restore_point(run: Run) -> dict | None:
     """The checkpoint a resume continues from (None: there is none yet), with the run's metrics
     rewritten to the checkpoint's own history: records past it are dropped, none is missing."""
@@ -63,9 +75,11 @@ def restore_point(run: Run) -> dict | None:
         worker_log_line(run, "resume: no checkpoint yet (the run stopped before its first epoch "
                              "ended); starting from step 0")
         run.write_metrics([])
+        run.write_steps([])
         return None
     state = load_state(run.path(CHECKPOINT))
     run.write_metrics(list(state["history"]))
+    run.write_steps([r for r in run.steps() if r.get("step", 0) <= state["step"]])
     worker_log_line(run, f"resume: from the checkpoint at step {state['step']} "
                          f"(epoch {len(state['history'])})")
     return state

@@ -108,6 +108,11 @@ def test_run_detail_view_of_a_finished_run(builtin, tmp_path, monkeypatch):
     assert list(history["status"]) == ["queued", "running", "finished"]
     assert "student.safetensors" in set(_frame(at, ["file", "KiB"])["file"])
     assert not [b for b in at.button if b.key == f"detail_cancel_{run_id}"]  # nothing to cancel
+    assert [m.value for m in at.metric if m.label == "Step"] == ["10/10"]
+    at.text_input(key=f"detail_tags_{run_id}").set_value("keep, paper")
+    at.text_area(key=f"detail_text_{run_id}").set_value("the reference run")
+    next(b for b in at.button if b.label == "Save tags and notes").click().run()
+    assert store.get(run_id).annotations() == {"tags": ["keep", "paper"], "notes": "the reference run"}
     at.radio(key=f"detail_fmt_{run_id}").set_value("torchscript")
     at.button(key=f"detail_export_{run_id}").click().run()
     assert not at.exception and at.session_state[f"detail_export_files_{run_id}"]["fmt"] == "torchscript"
@@ -119,3 +124,42 @@ def test_run_detail_view_of_a_finished_run(builtin, tmp_path, monkeypatch):
 def _frame(at, columns):
     """The value of the dataframe shown with exactly these columns."""
     return next(d.value for d in at.dataframe if list(d.value.columns) == columns)
+
+
+def test_selection_survives_refreshes_and_drives_the_actions(tmp_path, monkeypatch):
+    """A selection from the address bar (?sel=, a refreshed browser) is drawn into the table,
+    holds across reruns, and Cancel acts on it in one click; tags typed in the table are kept."""
+    from app.run_table import apply_edits
+
+    monkeypatch.setenv("KDCI_HOME", str(tmp_path))
+    store = RunStore(tmp_path)
+    cfg = {"method": "deepinv", "kdci": True, "seed": 0, "epochs": 2, "steps_per_epoch": 5,
+           "teacher": "builtin", "dataset": "digits", "lr": 0.01}
+    waiting = store.create(cfg)  # queued, no worker yet
+    other = store.create({**cfg, "seed": 1})
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()
+    at.switch_page("../pages/runs.py")
+    at.query_params["sel"] = waiting.run_id
+    at.run()
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.get("arrow_data_frame") if "select" in d.value.columns)
+    assert {"teacher", "K", "lr", "step", "duration", "ETA", "queue", "tags", "notes"} <= set(table.columns)
+    ticked = dict(zip(table["run"], table["select"]))
+    assert ticked == {waiting.run_id: True, other.run_id: False}
+    assert dict(zip(table["run"], table["queue"])) == {waiting.run_id: "#1", other.run_id: "#2"}
+    for _ in range(2):  # the live refresh: the selection and its buttons stay
+        at.run()
+    assert at.button(key="runs_cancel").label == "Cancel (1)"
+    at.button(key="runs_cancel").click().run()
+    assert store.get(waiting.run_id).status()["status"] == "cancelled"
+    assert store.get(other.run_id).status()["status"] == "queued"
+    # what the table's editor reports for a tick and a typed tag (AppTest cannot type in it)
+    shown = [other.run_id, waiting.run_id]
+    chosen = apply_edits([waiting.run_id], shown, {"0": {"select": True, "tags": "lr sweep, seed 1"},
+                                                    "1": {"select": False}}, store)
+    assert chosen == [other.run_id]
+    assert store.get(other.run_id).annotations()["tags"] == ["lr sweep", "seed 1"]
+    at.toggle(key="runs_grouped").set_value(True).run()
+    groups = next(d.value for d in at.get("arrow_data_frame") if "statuses" in d.value.columns)
+    assert list(groups["runs"]) == [2]

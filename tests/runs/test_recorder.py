@@ -97,3 +97,24 @@ def test_resume_is_exact_with_augmentation_and_corrections(store, options):
     assert resumed["student_accuracy"] == pytest.approx(whole["student_accuracy"])
     assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in whole["history"]])
     assert resumed["k"] == whole["k"]
+
+
+def test_step_records_progress_and_their_resume(store):
+    """log_every records land in steps.jsonl with the window's loss means; progress.json counts
+    the steps; a resume keeps the step records up to its checkpoint, none past it, none twice."""
+    cfg = tiny_config(kdci=True, k=4, epochs=3, steps_per_epoch=4)
+    cfg.log_every = 2
+    run = store.create(cfg.to_dict())
+    assert execute(run, backend="inline", callbacks=[StopAt(2)]) is None
+    assert [r["step"] for r in run.steps()] == [2, 4, 6, 8]
+    run.append_steps({"step": 10, "loss": 99.0})  # logged after the checkpoint, then killed
+    progress = run.progress()
+    assert progress["step"] == 8 and progress["total_steps"] == 12
+    result = execute(run, resume=True, backend="inline")
+    steps = run.steps()
+    assert [r["step"] for r in steps] == [2, 4, 6, 8, 10, 12]
+    assert steps[4]["loss"] != 99.0 and {"kd", "loss", "lr", "epoch", "wall_time_s"} <= set(steps[0])
+    assert steps[1]["epoch"] == 1.0 and steps[2]["epoch"] == 1.5
+    assert run.progress()["step"] == 12 and run.progress()["eta_s"] == 0.0
+    assert run.status()["teacher_sha256"] == result["teacher_sha256"]
+    assert run.series("step")["history"] == steps

@@ -1,0 +1,126 @@
+"""The Runs page's run table: filters, a selection that survives the live refresh and a browser
+refresh, tags and notes, and the table grouped by method x setting.
+
+Why a data editor with a "select" column rather than the dataframe's own row selection: the
+dataframe's selection belongs to its data, so every refresh that changes a cell (a step counter,
+an ETA) cleared it, and with it the Cancel and Resume buttons (a click was lost that way). Here
+the selection is ours: kept in the session and in the address bar (``?sel=ID,ID``), drawn into
+the table at every refresh, and changed only by the user's ticks.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from kdci_core.common.errors import InputError
+from kdci_core.runs import STATUSES, RunStore
+from kdci_core.runs.table import format_seconds, groups, table_rows
+
+PICKED = "runs_picked"
+EDITOR = "runs_table"
+SHOWN = "runs_table_shown"  # the run ids of the rows as drawn, to map the editor's row numbers
+SEL_PARAM = "sel"
+
+
+def picked() -> list[str]:
+    """The selected run ids: this session's, else the address bar's (a refreshed browser)."""
+    if PICKED not in st.session_state:
+        link = st.query_params.get(SEL_PARAM, "")
+        st.session_state[PICKED] = [i for i in link.split(",") if i]
+    return list(st.session_state[PICKED])
+
+
+def set_picked(ids: list[str]) -> None:
+    ids = list(dict.fromkeys(ids))
+    st.session_state[PICKED] = ids
+    if ids:
+        st.query_params[SEL_PARAM] = ",".join(ids)
+    else:
+        st.query_params.pop(SEL_PARAM, None)
+
+
+def apply_edits(current: list[str], shown: list[str], edited_rows: dict, store: RunStore) -> list[str]:
+    """The selection after the editor's ``edited_rows`` ({row number: {column: value}}) of the
+    rows ``shown``; tag and note edits are written to the runs' annotations."""
+    chosen = list(current)
+    for i, change in edited_rows.items():
+        i = int(i)
+        if i >= len(shown):
+            continue
+        run_id = shown[i]
+        if "select" in change:
+            chosen = [r for r in chosen if r != run_id] + ([run_id] if change["select"] else [])
+        if "tags" in change or "notes" in change:
+            try:
+                tags = [t for t in str(change["tags"] or "").split(",")] if "tags" in change else None
+                store.get(run_id).annotate(tags=tags, notes=change.get("notes"))
+            except InputError as exc:
+                st.toast(str(exc))
+    return chosen
+
+
+def _on_edit() -> None:
+    state = st.session_state.get(EDITOR) or {}
+    set_picked(apply_edits(picked(), st.session_state.get(SHOWN, []), state.get("edited_rows", {}),
+                           RunStore()))
+
+
+def frame(rows: list[dict], chosen: list[str]) -> pd.DataFrame:
+    """The table as drawn (text columns for what mixes numbers and blanks)."""
+    return pd.DataFrame([{
+        "select": r["run"] in chosen, "run": r["run"], "status": r["status"],
+        "queue": f"#{r['queue']}" if r["queue"] else "", "method": r["method"], "setting": r["setting"],
+        "seed": r["seed"], "K": r["K"], "teacher": r["teacher"], "lr": r["lr"],
+        "step": f"{r['step']}/{r['total_steps']}" if r["total_steps"] else str(r["step"]),
+        "accuracy %": r["accuracy"], "duration": format_seconds(r["duration_s"]),
+        "ETA": format_seconds(r["eta_s"]), "tags": ", ".join(r["tags"]), "notes": r["notes"],
+        "dataset": r["dataset"], "backend": r["backend"],
+        "created": pd.to_datetime(r["created_at"], unit="s") if r["created_at"] else None,
+        "error": r["error"]} for r in rows])
+
+
+def filters(rows: list[dict]) -> list[dict]:
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 3])
+    statuses = c1.multiselect("Status", list(STATUSES), key="runs_filter_status")
+    methods = c2.multiselect("Method", sorted({r["method"] for r in rows if r["method"]}),
+                             key="runs_filter_method")
+    tags = c3.multiselect("Tag", sorted({t for r in rows for t in r["tags"]}), key="runs_filter_tag")
+    text = c4.text_input("Search id, tags, notes", key="runs_filter_text")
+    return [r for r in rows
+            if (not statuses or r["status"] in statuses) and (not methods or r["method"] in methods)
+            and (not tags or set(tags) & set(r["tags"]))
+            and (not text or text in r["run"] or text in r["notes"] or any(text in t for t in r["tags"]))]
+
+
+def show(store: RunStore) -> list[str]:
+    """The filtered run table (and its groups); returns the selected run ids that still exist."""
+    rows = table_rows(store)
+    if not rows:
+        st.info("No runs yet: launch some above.")
+        return []
+    existing = {r["run"] for r in rows}
+    chosen = [i for i in picked() if i in existing]
+    shown = filters(rows)
+    grouped = st.toggle("Group by method x setting", key="runs_grouped")
+    if grouped:
+        st.dataframe(pd.DataFrame(groups(shown)), hide_index=True, key="runs_groups", column_config={
+            "mean accuracy": st.column_config.NumberColumn(format="%.2f"),
+            "std": st.column_config.NumberColumn(format="%.2f")})
+    st.session_state[SHOWN] = [r["run"] for r in shown]
+    df = frame(shown, chosen)
+    editable = {"select", "tags", "notes"}
+    st.data_editor(df, hide_index=True, key=EDITOR, on_change=_on_edit,
+                   disabled=[c for c in df.columns if c not in editable], column_config={
+                       "select": st.column_config.CheckboxColumn("✓", help="select for cancel, resume, "
+                                                                 "delete and the curves below", width="small"),
+                       "run": st.column_config.TextColumn(width="medium"),
+                       "accuracy %": st.column_config.NumberColumn(format="%.2f"),
+                       "lr": st.column_config.NumberColumn(format="%.4g"),
+                       "tags": st.column_config.TextColumn(help="comma-separated; edit to tag the run"),
+                       "notes": st.column_config.TextColumn(help="free text; edit to annotate the run")})
+    c1, c2, _ = st.columns([1, 1, 4])
+    c1.button("Select all shown", key="runs_select_all", disabled=not shown,
+              on_click=lambda: set_picked(chosen + [r["run"] for r in shown]))
+    c2.button("Clear selection", key="runs_select_none", disabled=not chosen, on_click=lambda: set_picked([]))
+    return chosen
