@@ -5,6 +5,10 @@ UMAP of a few thousand points take seconds to tens of seconds, so results are ca
 inputs, in process (LRU) and on disk under ``kdci_home()/cache/projections``: re-opening a
 run's page costs nothing. BLAS/OpenMP run on one thread, as for the dictionary: sklearn's
 t-SNE was 2-25x slower with 2 OpenMP threads on a busy 2-core machine.
+
+Progress is one bar over the real stages: UMAP's layout epochs come from umap-learn's own
+progress bar (its ``tqdm_kwds``, read through a stream), scikit-learn's t-SNE reports no
+iterations, so its fit is one stage.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import math
 import numbers
 import os
+import re
 import time
 import warnings
 from collections import OrderedDict
@@ -26,8 +31,10 @@ from kdci_core.common.device import single_thread_blas
 from kdci_core.common.errors import InputError
 from kdci_core.common.paths import kdci_home
 from kdci_core.common.progress import Progress, report
+from kdci_core.diagnostics.stages import Stages
 
 METHODS = ("pca", "tsne", "umap")
+NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 #: Results kept in memory (a few MB at most: N x 2 float64 each).
 MEMORY_ENTRIES = 32
 _VERSION = 1  # bump when a method's output changes, to orphan old disk entries
@@ -135,13 +142,16 @@ def _store(key: str, points: np.ndarray, extra: np.ndarray | None, params: dict)
         tmp.unlink(missing_ok=True)
 
 
-def _pca(x: np.ndarray, extra: np.ndarray | None, params: dict):
+def _pca(x: np.ndarray, extra: np.ndarray | None, params: dict, stages: Stages):
     from sklearn.decomposition import PCA
 
     n, d = x.shape
     comps = min(2, n, d)
     pca = PCA(n_components=comps, svd_solver="covariance_eigh" if n >= d else "full")
+    stages.start(f"PCA: fitting {n} points")
     pts = pca.fit_transform(x)
+    if extra is not None:
+        stages.start(f"PCA: projecting the {len(extra)} prototypes")
     ext = pca.transform(extra) if extra is not None else None
     params["explained_variance_ratio"] = [float(v) for v in np.nan_to_num(
         pca.explained_variance_ratio_)]
@@ -151,10 +161,41 @@ def _pca(x: np.ndarray, extra: np.ndarray | None, params: dict):
     return pts, ext
 
 
-def _joint(x: np.ndarray, extra: np.ndarray | None, method: str, params: dict, seed: int):
+class _TqdmStream:
+    """A file for umap-learn's tqdm bar (``bar_format="{n}/{total}"``): each write becomes a
+    progress call, so the layout's epochs reach our callback without patching the library."""
+
+    _COUNT = re.compile(r"(\d+)/(\d+)")
+
+    def __init__(self, callback):
+        self.callback = callback
+
+    def write(self, text: str) -> int:
+        found = self._COUNT.findall(text or "")
+        if found:
+            done, total = map(int, found[-1])
+            # the first epoch of a process's first UMAP compiles numba code (~40 s on a busy CPU)
+            self.callback(done, total, "UMAP: optimising the layout" + (
+                " (the first epoch of a process's first UMAP compiles numba code: up to a "
+                "minute)" if done == 0 else ""))
+        return len(text or "")
+
+    def flush(self) -> None:
+        pass
+
+
+def umap_epochs(n_rows: int) -> int:
+    """The layout epochs umap-learn chooses when none are given (500 up to 10,000 rows)."""
+    return 500 if n_rows <= 10_000 else 200
+
+
+def _joint(x: np.ndarray, extra: np.ndarray | None, method: str, params: dict, seed: int,
+           stages: Stages):
     """t-SNE / UMAP of the points and the extra rows together, split after."""
     data = x if extra is None else np.vstack([x, extra])
     total = data.shape[0]
+    what = f"{len(x)} points" + ("" if extra is None else f" and {len(extra)} prototypes together")
+    kwargs = {}
     if method == "tsne":
         from sklearn.manifold import TSNE
 
@@ -165,6 +206,7 @@ def _joint(x: np.ndarray, extra: np.ndarray | None, method: str, params: dict, s
                               f"{total} points")
         params["perplexity_used"] = use
         model = TSNE(n_components=2, init="pca", perplexity=use, random_state=seed)
+        stages.start(f"t-SNE: fitting {what} (scikit-learn reports no iterations)")
     else:
         try:
             import umap
@@ -176,7 +218,12 @@ def _joint(x: np.ndarray, extra: np.ndarray | None, method: str, params: dict, s
         if use < want:
             params["note"] = f"n_neighbors {want} clamped to {use} = N+M-1 for {total} points"
         params["n_neighbors_used"] = use
-        model = umap.UMAP(n_components=2, n_neighbors=use, random_state=seed)
+        stages.start(f"UMAP: neighbour graph of {what}")
+        layout = stages.inner("UMAP: optimising the layout", umap_epochs(total))
+        if layout is not None:
+            kwargs["tqdm_kwds"] = {"disable": False, "file": _TqdmStream(layout),
+                                   "bar_format": "{n}/{total}", "mininterval": 0.2}
+        model = umap.UMAP(n_components=2, n_neighbors=use, random_state=seed, **kwargs)
     with warnings.catch_warnings():  # UMAP: "n_jobs overridden by random_state", spectral init
         warnings.simplefilter("ignore")
         emb = np.asarray(model.fit_transform(data), dtype=np.float64)
@@ -191,7 +238,8 @@ def project(points, method: str = "pca", *, extra=None, seed: int = 0,
 
     PCA is fitted on ``points`` only and applied to ``extra``; t-SNE and UMAP see both
     together (they have no out-of-sample transform). ``cache=False`` neither reads nor writes
-    the cache (benchmarks).
+    the cache (benchmarks). ``progress`` gets one growing ``done`` over the stages (fit, the
+    prototypes, UMAP's epochs, the cache write); a cache hit reports ``(1, 1)``.
     """
     if method not in METHODS:
         raise InputError(f"method: expected one of {', '.join(METHODS)}, found {method!r}")
@@ -215,27 +263,30 @@ def project(points, method: str = "pca", *, extra=None, seed: int = 0,
         if params["n_neighbors"] < 2:
             raise InputError(f"n_neighbors: expected at least 2, found {n_neighbors}")
     key = _key(x, ext, method, params, seed)
-    desc = f"{method} projection"
+    name = NAMES[method]
     if cache and (hit := _load(key)) is not None:
-        report(progress, 1, 1, desc)
+        report(progress, 1, 1, f"{name}: from the cache")
         pts, ex, used = hit
         return Projection(points=pts.copy(), extra=None if ex is None else ex.copy(),
                           method=method, seconds=0.0, cached=True, params=dict(used))
-    report(progress, 0, 1, desc)
+    rows = len(x) + (0 if ext is None else len(ext))
+    fit_units = {"pca": 1 + (ext is not None), "tsne": 1, "umap": 1 + umap_epochs(rows)}[method]
+    stages = Stages(progress, fit_units + int(cache))
     t0 = time.perf_counter()
     xf = x.astype(np.float64)
     ef = None if ext is None else ext.astype(np.float64)
     with single_thread_blas():  # t-SNE on 200 points: 0.6 s on 1 thread, 10-15 s on 2 busy cores
         if method == "pca":
-            pts, ex = _pca(xf, ef, params)
+            pts, ex = _pca(xf, ef, params, stages)
         else:
-            pts, ex = _joint(xf, ef, method, params, seed)
+            pts, ex = _joint(xf, ef, method, params, seed, stages)
     seconds = time.perf_counter() - t0
     params["seed"] = seed
     pts = np.ascontiguousarray(pts, dtype=np.float64)
     ex = None if ex is None else np.ascontiguousarray(ex, dtype=np.float64)
     if cache:
+        stages.start(f"{name}: saving to the projection cache")
         _store(key, pts.copy(), None if ex is None else ex.copy(), dict(params))
-    report(progress, 1, 1, desc)
+    stages.finish(f"{name}: done in {seconds:.1f} s")
     return Projection(points=pts, extra=ex, method=method, seconds=seconds, cached=False,
                       params=params)

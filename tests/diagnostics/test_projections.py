@@ -126,11 +126,30 @@ def test_corrupt_disk_entry_is_recomputed():
     assert not p.cached and np.allclose(p.points, first.points)
 
 
+def check_progress(calls: list) -> None:
+    """One bar: a fixed total, ``done`` never decreasing, ending at the total."""
+    assert calls, "no progress reported"
+    totals = {c[1] for c in calls}
+    assert len(totals) == 1, totals
+    done = [c[0] for c in calls]
+    assert done == sorted(done) and done[-1] == calls[0][1] and done[0] < done[-1]
+    assert all(isinstance(c[2], str) and c[2] for c in calls)
+
+
 def test_progress_reported():
-    x, _, _ = mixture(n=30)
+    x, _, centres = mixture(n=30)
     calls = []
-    project(x, "pca", progress=lambda *a: calls.append(a))
-    assert calls == [(0, 1, "pca projection"), (1, 1, "pca projection")]
+    project(x, "pca", extra=centres, progress=lambda *a: calls.append(a))
+    check_progress(calls)
+    assert [c[2].split(" ")[1] for c in calls[:3]] == ["fitting", "projecting", "saving"]
+    assert calls[0][:2] == (0, 3) and calls[-1][:2] == (3, 3)
+    hit = []
+    project(x, "pca", extra=centres, progress=lambda *a: hit.append(a))
+    assert hit == [(1, 1, "PCA: from the cache")]  # no stages: nothing was computed
+    plain = []
+    project(x, "tsne", cache=False, progress=lambda *a: plain.append(a))
+    check_progress(plain)
+    assert plain[0][2].startswith("t-SNE: fitting 30 points") and len({c[2] for c in plain}) == 2
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -163,8 +182,13 @@ def test_umap_missing_is_an_input_error(monkeypatch):
 def test_umap():
     """One function: UMAP's first call in a process pays a numba compile (~10-20 s)."""
     x, labels, centres = mixture()
-    p = project(x, "umap", extra=centres, seed=0)
+    calls = []
+    p = project(x, "umap", extra=centres, seed=0, progress=lambda *a: calls.append(a))
     check_layout(p, 150, 3)
+    check_progress(calls)  # umap-learn's own epoch bar, read through its tqdm_kwds
+    assert calls[0][1] == 1 + proj.umap_epochs(153) + 1
+    layout = [c[0] for c in calls if c[2].startswith("UMAP: optimising the layout")]
+    assert len(set(layout)) > 2 and max(layout) >= proj.umap_epochs(153)
     assert nearest_cluster_of_extra(p, labels) == [0, 1, 2]
     assert p.params["n_neighbors_used"] == 15 and "note" not in p.params
     again = project(x, "umap", extra=centres, seed=0)
