@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import random
 
 import pytest
 import torch
@@ -60,8 +61,9 @@ def test_code_running_pickle_refused(tmp_path, suffix):
     path = tmp_path / f"evil{suffix}"
     with open(path, "wb") as f:
         pickle.dump({"state_dict": _Evil(target)}, f)
-    with pytest.raises(InputError, match="refused"):
+    with pytest.raises(InputError, match="refused") as err:
         load_teacher(path, "lenet5")
+    assert "asks to import or run code" in str(err.value) and "not a PyTorch" not in str(err.value)
     assert not target.exists()
 
 
@@ -69,9 +71,33 @@ def test_code_running_pickle_in_zip_refused(tmp_path):
     """torch.save's zip format with a malicious object inside is refused too."""
     target = tmp_path / "pwned2"
     torch.save({"state_dict": _Evil(target)}, tmp_path / "evil_zip.pt")
-    with pytest.raises(InputError, match="refused"):
+    with pytest.raises(InputError, match="refused") as err:
         load_teacher(tmp_path / "evil_zip.pt", "lenet5")
+    assert "asks to import or run code" in str(err.value) and "not a PyTorch" not in str(err.value)
     assert not target.exists()
+
+
+@pytest.mark.parametrize("content", [random.Random(0).randbytes(4096), b"just some text, no checkpoint",
+                                     b"\x80\x02" + random.Random(1).randbytes(64)])
+@pytest.mark.parametrize("suffix", [".pt", ".pth"])
+def test_random_bytes_are_not_a_checkpoint_rather_than_code(tmp_path, content, suffix):
+    """Bytes that are no checkpoint at all are named so, not as a file that asks to run code."""
+    path = tmp_path / f"junk{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="not a PyTorch/safetensors checkpoint") as err:
+        load_teacher(path, "lenet5")
+    assert "asks to import" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_truncated_torch_zip_is_not_a_checkpoint(tmp_path, lenet):
+    path = tmp_path / "cut.pt"
+    torch.save(lenet.state_dict(), path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InputError, match="not a PyTorch/safetensors checkpoint: a damaged or truncated zip"):
+        load_teacher(path, "lenet5")
+    good = tmp_path / "legacy.pt"  # the legacy (pre-zip) format still reads
+    torch.save(lenet.state_dict(), good, _use_new_zipfile_serialization=False)
+    assert _same(load_teacher(good, "lenet5").model, lenet)
 
 
 @pytest.mark.parametrize("content,suffix", [(os.urandom(4096), ".pt"), (b"", ".pt"),
@@ -110,8 +136,9 @@ def test_wrong_channels_named(tmp_path, lenet):
 def test_wrong_architecture_named_and_guessed(tmp_path):
     wrn = build_model("wrn_16_1", num_classes=10, in_channels=1)
     path = save_checkpoint(wrn, tmp_path / "wrn.safetensors")
-    with pytest.raises(InputError, match=r"lenet5.*wrn_16_1"):
+    with pytest.raises(InputError, match=r"lenet5.*wrn_16_1.*choose that architecture") as err:
         load_teacher(path, "lenet5")
+    assert "--" not in str(err.value)  # the same words for `teacher inspect`, `distill` and the page
 
 
 def test_unknown_architecture(tmp_path, lenet):
