@@ -50,6 +50,22 @@ def ema(values: Sequence[float | None], smoothing: float) -> list[float | None]:
     return out
 
 
+def short_id(run_id: str) -> str:
+    """The last 6 characters of a run id: the random suffix of the ids the store makes."""
+    return str(run_id)[-6:]
+
+
+def short_run_label(config: Mapping, run_id: str) -> str:
+    """A label that fits a legend or a chip: "deepinv · KDCI on · seed 1 · 3f2a1c" (method,
+    setting, seed, the id's suffix); the full id goes in hovers and tables."""
+    kdci = "KDCI on" if config.get("kdci") else "KDCI off"
+    return f"{config.get('method')} · {kdci} · seed {config.get('seed')} · {short_id(run_id)}"
+
+
+#: legends go under the plot, horizontally: a long legend beside it squeezed the plot area
+LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0.0)
+
+
 def _setting_colour(kdci: bool, method_index: int) -> str:
     shades = ON_SHADES if kdci else OFF_SHADES
     return shades[method_index % len(shades)]
@@ -57,7 +73,8 @@ def _setting_colour(kdci: bool, method_index: int) -> str:
 
 def curves_figure(series: Sequence[Mapping], x: str = "epoch", smoothing: float = 0.0,
                   y: str = "student_accuracy") -> go.Figure:
-    """One line per run: colour family by KDCI setting, shade by method, dash by seed.
+    """One line per run: colour family by KDCI setting, shade by method, dash by seed; the
+    legend under the plot with short labels (the full run id in the hover).
 
     ``series``: one mapping per run with ``run_id``, ``label``, ``config`` and ``history`` (the
     per-epoch records), as ``Run.series()`` gives."""
@@ -70,24 +87,23 @@ def curves_figure(series: Sequence[Mapping], x: str = "epoch", smoothing: float 
     configs = [s["config"] for s in series]
     methods = list(dict.fromkeys(c.get("method") for c in configs))
     seeds = sorted({c.get("seed") for c in configs}, key=lambda s: (s is None, s))
-    labels = [s["label"] for s in series]
     fig = go.Figure()
     last_x = 0.0
-    for run, cfg, label in zip(series, configs, labels):
+    for run, cfg in zip(series, configs):
         hist = [h for h in run["history"] if h.get(x_key) is not None]
         last_x = max([last_x, *(float(h[x_key]) for h in hist)])
         raw = [h.get(y) for h in hist]
-        name = label if labels.count(label) == 1 else f"{label} · {run['run_id']}"
+        name = short_run_label(cfg, run["run_id"])
         fig.add_scatter(
             x=[h[x_key] for h in hist], y=ema(raw, smoothing), mode="lines+markers", name=name,
             line=dict(color=_setting_colour(bool(cfg.get("kdci")), methods.index(cfg.get("method"))),
                       dash=DASHES[seeds.index(cfg.get("seed")) % len(DASHES)], width=2),
             marker=dict(size=4), customdata=[[v, run["run_id"]] for v in raw],
-            hovertemplate=f"{name}<br>{x_title} %{{x}}: %{{y:.3f}} (raw %{{customdata[0]:.3f}})"
-                          "<br>%{customdata[1]}<extra></extra>")
+            hovertemplate=f"{run.get('label', name)}<br>{x_title} %{{x}}: %{{y:.3f}} (raw "
+                          "%{customdata[0]:.3f})<br>run %{customdata[1]}<extra></extra>")
     smooth = f", EMA smoothing {float(smoothing):.2f}" if smoothing else ""
     fig.update_layout(**LAYOUT, title=f"{Y_AXES[y]} over {x_title} ({len(series)} runs{smooth})",
-                      xaxis_title=x_title, yaxis_title=Y_AXES[y], legend=dict(orientation="v"))
+                      xaxis_title=x_title, yaxis_title=Y_AXES[y], legend=LEGEND_BELOW)
     if x == "epoch" and last_x <= 20:
         fig.update_xaxes(dtick=1)  # whole epochs, not 1.2, 1.4, ...
     return fig

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..common.errors import InputError
+from ..common.progress import Progress
+from ..diagnostics.stages import Stages
 from ..figures.runs import curves_figure, gain_figure
 from ..runs import RunStore
 from .compare import Comparison, compare_runs, md_table
@@ -39,37 +41,58 @@ def _meta(comparison: Comparison) -> dict:
             "datasets": sorted({r.dataset for r in comparison.runs if r.dataset})}
 
 
+#: progress units: the student views (their own stages scaled in), an HTML figure, a file
+STUDENT_UNITS, CURVES = 10, ("student_accuracy", "loss")
+STUDENT_FIGURES = 4  # embedding, per-class delta, fixed, broken
+
+
+def _planned_units(formats: Sequence[str], include_students: bool) -> int:
+    """Progress units of a report at most: comparison, students, then each file (HTML: plotly.js,
+    the gain figure, the curves and the student figures, one unit each)."""
+    html = 1 + 1 + len(CURVES) + STUDENT_FIGURES * include_students
+    return 1 + STUDENT_UNITS * include_students + sum(html if f == "html" else 1 for f in formats)
+
+
 def export_report(store: RunStore, run_ids: Sequence[str], out: Path | str, *,
                   formats: Sequence[str] = FORMATS, include_students: bool = True,
                   projection: str = "tsne", device="cpu", max_points: int = 1000,
-                  field: str = "kdci") -> list[Path]:
+                  field: str = "kdci", progress: Progress = None) -> list[Path]:
     """Write ``out`` (HTML) and its ``.json`` / ``.md`` siblings; returns the paths written.
-    ``field``: what is compared (``compare_runs``)."""
+    ``field``: what is compared (``compare_runs``); ``progress``: one bar over the comparison,
+    the student views, each file and each HTML figure."""
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise InputError(f"formats: expected some of {', '.join(FORMATS)}, found {list(formats)!r}")
     out = Path(out)
+    formats = list(dict.fromkeys(formats))
+    stages = Stages(progress, _planned_units(formats, include_students))
+    stages.start(f"report: comparing {len(run_ids)} runs")
     comp = compare_runs(store, run_ids, field)
     meta = _meta(comp)
     students = None
     pair = comp.first_pair()
     if include_students and pair is not None:
         students = student_comparison(store, pair.on_id, pair.off_id, method=projection,
-                                      max_points=max_points, device=device)
+                                      max_points=max_points, device=device,
+                                      progress=stages.inner("report: the student views", STUDENT_UNITS))
     elif include_students:
         comp.notes.append("students: no pair among these runs, so no student views")
+        stages.skip(STUDENT_UNITS)
     out.parent.mkdir(parents=True, exist_ok=True)
     written = []
-    for fmt in dict.fromkeys(formats):
+    for fmt in formats:
         path = out if fmt == "html" and out.suffix.lower() in (".html", ".htm") else out.with_suffix(f".{fmt}")
         if fmt == "json":
+            stages.start("report: writing the JSON")
             path.write_text(json.dumps({**meta, "comparison": comp.to_dict(),
                                         "students": students.to_dict() if students else None}, indent=2))
         elif fmt == "md":
+            stages.start("report: writing the Markdown")
             path.write_text(_markdown(comp, meta, students))
         else:
-            path.write_text(_html(store, comp, meta, students))
+            path.write_text(_html(store, comp, meta, students, stages, include_students))
         written.append(path)
+    stages.finish(f"report: {len(written)} file(s) written")
     return written
 
 
@@ -91,12 +114,15 @@ def _markdown(comp: Comparison, meta: dict, students: StudentComparison | None) 
     return text
 
 
-def _html(store: RunStore, comp: Comparison, meta: dict, students: StudentComparison | None) -> str:
+def _html(store: RunStore, comp: Comparison, meta: dict, students: StudentComparison | None,
+          stages: Stages, planned_students: bool) -> str:
     from plotly.offline import get_plotlyjs
 
-    def fig_html(fig) -> str:
+    def fig_html(fig, what: str) -> str:
+        stages.start(f"report: HTML figure: {what}")
         return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
 
+    stages.start("report: HTML tables and plotly.js")
     runs = [store.get(r.run_id).series() for r in comp.runs]
     body = ["<h1>KDCI comparison report</h1>",
             "".join(f'<p class="meta">{html.escape(line)}</p>' for line in _header_lines(meta)),
@@ -104,18 +130,21 @@ def _html(store: RunStore, comp: Comparison, meta: dict, students: StudentCompar
             _html_table(accuracy_table(comp), accuracy_columns(comp)),
             f"<h2>{html.escape(comp.title)}</h2>"]
     if comp.gains:
-        body += [_html_table(gain_table(comp)), fig_html(gain_figure(comp)), "<h3>Pairs</h3>",
-                 _html_table(pairs_table(comp))]
+        body += [_html_table(gain_table(comp)), fig_html(gain_figure(comp), "the paired gain"),
+                 "<h3>Pairs</h3>", _html_table(pairs_table(comp))]
     else:
         body.append(f"<p>{html.escape(comp.no_pairs_text())}</p>")
+        stages.skip(1)
     telemetry = telemetry_table(comp)
     if telemetry:
         body += ["<h2>KDCI telemetry (last epoch of each KDCI-on run)</h2>", _html_table(telemetry)]
-    body += ["<h2>Training curves</h2>", fig_html(curves_figure(runs, "epoch", 0.0, "student_accuracy")),
-             fig_html(curves_figure(runs, "epoch", 0.0, "loss"))]
+    body.append("<h2>Training curves</h2>")
+    body += [fig_html(curves_figure(runs, "epoch", 0.0, y), f"{y.replace('_', ' ')} curves") for y in CURVES]
     if students is not None:
         body.append(f"<h2>Students: {html.escape(students.labels[0])} vs {html.escape(students.labels[1])}</h2>")
-        body += [fig_html(f) for f in students.figures().values()]
+        body += [fig_html(f, f"students, {name.replace('_', ' ')}") for name, f in students.figures().items()]
+    elif planned_students:
+        stages.skip(STUDENT_FIGURES)
     if comp.notes:
         body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in comp.notes) + "</ul>")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>KDCI comparison report</title>'

@@ -15,8 +15,10 @@ import torch
 from torch import nn
 
 from ..common.errors import InputError
+from ..common.progress import Progress
 from ..data import ImageSet, load_dataset
-from ..diagnostics.projections import project
+from ..diagnostics.projections import NAMES, project
+from ..diagnostics.stages import Stages
 from ..figures.images import examples_grid
 from ..figures.students import embedding_figure, per_class_delta_figure
 from ..models.evaluation import Evaluation, evaluate
@@ -137,10 +139,17 @@ def _images(n: int) -> str:
     return f"{n} image" if n == 1 else f"{n} images"
 
 
+#: progress units of one student's projection (its own stages are scaled into them)
+PROJECTION_UNITS = 10
+
+
 def student_comparison(store: RunStore, run_a: Run | str, run_b: Run | str, *, method: str = "tsne",
                        max_points: int = 1000, max_images: int = 32, device="cpu",
-                       seed: int = 0) -> StudentComparison:
-    """``run_a`` (KDCI on) and ``run_b`` (off) on their shared test split: features, deltas, corrections."""
+                       seed: int = 0, progress: Progress = None) -> StudentComparison:
+    """``run_a`` (KDCI on) and ``run_b`` (off) on their shared test split: features, deltas, corrections.
+
+    ``progress``: one bar over the test split, each run evaluated, each projection (its own
+    stages inside) and the corrected examples."""
     ids = [r if isinstance(r, str) else r.run_id for r in (run_a, run_b)]
     if ids[0] == ids[1]:
         raise InputError(f"students: expected two different runs, found {ids[0]} twice")
@@ -149,12 +158,20 @@ def student_comparison(store: RunStore, run_a: Run | str, run_b: Run | str, *, m
     if (ca.get("dataset"), ca.get("data_root")) != (cb.get("dataset"), cb.get("data_root")):
         raise InputError(f"students: runs {a.run_id} and {b.run_id} were scored on different datasets "
                          f"({ca.get('dataset')} and {cb.get('dataset')})")
+    stages = Stages(progress, 1 + 2 + 2 * PROJECTION_UNITS + 1)
+    stages.start(f"students: loading the test split of {ca['dataset']}")
     data = load_dataset(ca["dataset"], ca.get("data_root"))
     info, test = data.info, data.test
-    views = [student_view(r, test, num_classes=info.num_classes, device=device, max_points=max_points,
-                          seed=seed) for r in (a, b)]
+    views = []
+    for r in (a, b):
+        stages.start(f"students: evaluating {r.label} ({r.run_id})")
+        views.append(student_view(r, test, num_classes=info.num_classes, device=device,
+                                  max_points=max_points, seed=seed))
     labels = test.labels.numpy()
-    projections = [project(v.features, method, seed=seed) for v in views]
+    name = NAMES.get(method, method)
+    projections = [project(v.features, method, seed=seed, progress=stages.inner(
+        f"students: {name} of {v.label}'s features", PROJECTION_UNITS)) for v in views]
+    stages.start("students: per-class deltas and corrected examples")
     ea, eb = views[0].evaluation, views[1].evaluation
     corr = corrected_examples(labels, ea.predictions, eb.predictions)
     names = list(info.class_names)
@@ -168,6 +185,7 @@ def student_comparison(store: RunStore, run_a: Run | str, run_b: Run | str, *, m
         "broken": examples_grid(test.images, labels, info, corr.broken, ea.predictions, f"Broken: wrong with {views[0].label}, right "
                         f"with {views[1].label} ({_images(len(corr.broken))}; caption true→pred with)",
                         max_images)}
+    stages.finish("students: done")
     return out
 
 

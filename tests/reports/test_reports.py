@@ -27,6 +27,13 @@ def _acc(store, run_id):
     return store.get(run_id).result()["student_accuracy"]
 
 
+def check_progress(calls: list) -> None:
+    """One bar: a fixed total, ``done`` never decreasing, from the start up to the total."""
+    assert calls and len({c[1] for c in calls}) == 1, {c[1] for c in calls}
+    done = [c[0] for c in calls]
+    assert done == sorted(done) and done[0] == 0 and done[-1] == calls[0][1]
+
+
 def test_compare_numbers_by_hand(runs):
     store, ids = runs
     comp = compare_runs(store, list(ids.values()))
@@ -129,14 +136,19 @@ def test_curves_figure(runs, tmp_path):
     series = [r.series() for r in run_list]
     fig = curves_figure(series, x="epoch", smoothing=0.0)
     assert len(fig.data) == 4
-    for trace, run in zip(fig.data, run_list):
-        assert trace.name == f"deepinv kdci={'on' if run.config()['kdci'] else 'off'} seed {run.config()['seed']}"
+    for trace, run in zip(fig.data, run_list):  # short names; the full id in the hover
+        setting = "on" if run.config()["kdci"] else "off"
+        assert trace.name == f"deepinv · KDCI {setting} · seed {run.config()['seed']} · {run.run_id[-6:]}"
+        assert {c[1] for c in trace.customdata} == {run.run_id}
+        assert "%{customdata[1]}" in trace.hovertemplate
         assert list(trace.y) == pytest.approx([m["student_accuracy"] for m in run.metrics()])
         assert list(trace.x) == [1, 2, 3]
     colours = {(r.config()["kdci"], tr.line.color) for r, tr in zip(run_list, fig.data)}
     assert len(colours) == 2 and len({c for _, c in colours}) == 2  # one colour per setting here
     assert {tr.line.dash for tr in fig.data} == {"solid", "dash"}  # one dash per seed
     assert fig.layout.xaxis.dtick == 1  # whole epochs on the axis
+    legend = fig.layout.legend  # under the plot: a long legend beside it squeezed the plot area
+    assert legend.orientation == "h" and legend.y < 0 and legend.yanchor == "top"
     wall = curves_figure(series, x="wall_time", y="loss")
     assert wall.layout.xaxis.dtick is None
     assert list(wall.data[0].x) == [m["wall_time_s"] for m in run_list[0].metrics()]
@@ -166,7 +178,13 @@ def test_gain_figure(runs):
 
 def test_students_of_a_pair(runs):
     store, ids = runs
-    sc = student_comparison(store, ids[(True, 0)], ids[(False, 0)], method="pca", max_points=200)
+    calls = []
+    sc = student_comparison(store, ids[(True, 0)], ids[(False, 0)], method="pca", max_points=200,
+                            progress=lambda *a: calls.append(a))
+    check_progress(calls)
+    stages = [c[2] for c in calls]
+    assert sum(d.startswith("students: evaluating") for d in set(stages)) == 2  # one per run
+    assert any(d.startswith("students: PCA of") for d in stages)
     assert sc.accuracies == pytest.approx((_acc(store, ids[(True, 0)]), _acc(store, ids[(False, 0)])))
     gap = 100 * (len(sc.fixed) - len(sc.broken)) / 360  # digits' test split
     assert gap == pytest.approx(sc.accuracies[0] - sc.accuracies[1])
@@ -189,8 +207,16 @@ def test_export_report_is_self_contained(runs, tmp_path):
     from plotly.offline import get_plotlyjs
 
     store, ids = runs
+    calls = []
     paths = export_report(store, list(ids.values()), tmp_path / "out" / "report.html", projection="pca",
-                          max_points=200)
+                          max_points=200, progress=lambda *a: calls.append(a))
+    check_progress(calls)
+    figures = {c[2] for c in calls if c[2].startswith("report: HTML figure")}
+    assert len(figures) == 7 and any(c[2] == "report: the student views" for c in calls)
+    alone = []  # one setting only: no gain figure, no pair for the student views; still one bar
+    export_report(store, [ids[(True, 0)]], tmp_path / "alone.html", progress=lambda *a: alone.append(a))
+    check_progress(alone)
+    assert not any("students" in c[2] or "gain" in c[2] for c in alone)
     assert [p.name for p in paths] == ["report.html", "report.json", "report.md"]
     page = paths[0].read_text()
     low = page.lower()
