@@ -178,13 +178,14 @@ def student_comparison(store: RunStore, run_a: Run | str, run_b: Run | str, *, m
     out = StudentComparison((views[0].label, views[1].label), (a.run_id, b.run_id), names, projections,
                             [labels[v.indices] for v in views], per_class_delta(ea, eb), corr.fixed,
                             corr.broken, (ea.accuracy, eb.accuracy))
-    out._grids = {
-        "fixed": examples_grid(test.images, labels, info, corr.fixed, eb.predictions, f"Fixed by {views[0].label}: right with it, "
-                       f"wrong with {views[1].label} ({_images(len(corr.fixed))}; caption true→pred without)",
-                       max_images),
-        "broken": examples_grid(test.images, labels, info, corr.broken, ea.predictions, f"Broken: wrong with {views[0].label}, right "
-                        f"with {views[1].label} ({_images(len(corr.broken))}; caption true→pred with)",
-                        max_images)}
+    on, off = views[0].label, views[1].label
+    out._grids = {  # two-line titles: the grids are drawn at their pixel size, narrower than a page
+        "fixed": examples_grid(test.images, labels, info, corr.fixed, eb.predictions,
+                               f"Fixed by {on}: {_images(len(corr.fixed))}<br>right with it, wrong with "
+                               f"{off} (caption true→pred without)", max_images),
+        "broken": examples_grid(test.images, labels, info, corr.broken, ea.predictions,
+                                f"Broken: {_images(len(corr.broken))}<br>wrong with {on}, right with "
+                                f"{off} (caption true→pred with)", max_images)}
     stages.finish("students: done")
     return out
 

@@ -13,7 +13,7 @@ from kdci_core.diagnostics.fid import FIDResult
 from kdci_core.diagnostics.proportions import imbalance
 from kdci_core.figures.diagnostics import (dictionary_figure, fid_figure, k_curve_figure, proportions_figure,
                                            pz_figure, rounds_figure)
-from kdci_core.figures.images import image_grid, mosaic
+from kdci_core.figures.images import CAPTION_BAND, display_scale, image_grid, mosaic
 from kdci_core.kdci.kcurve import KCurve
 from kdci_core.diagnostics.projections import Projection
 from kdci_core.figures.students import (confusion_figure, embedding_figure, per_class_delta_figure,
@@ -41,7 +41,26 @@ def test_image_grid(digits):
     assert isinstance(fig, go.Figure) and [t.type for t in fig.data] == ["image"]
     assert len(fig.layout.annotations) == 20
     big = image_grid(digits.test.images[:200], digits.info, max_images=128)
-    assert big.data[0].z.shape[0] == 8 * 9 - 1  # 128 images in rows of 16
+    assert big.data[0].z.shape[0] == 8 * (56 + 2) - 2  # 128 images in rows of 16, 8 px -> 56 px
+
+
+def test_small_images_are_enlarged_nearest_neighbour_with_legible_captions(digits):
+    """8x8 digits: each pixel becomes a 7x7 block (no blur), the figure keeps its pixel size and
+    the captions sit in a band under the images, cut to what fits a cell."""
+    assert display_scale(8, 8) == 7 and display_scale(28, 28) == 2 and display_scale(64, 64) == 1
+    imgs = digits.test.images[:3]
+    names = ["zero", "a very long class name", "2"]
+    fig = image_grid(imgs, digits.info, captions=names, columns=3)
+    pic = fig.data[0].z
+    assert pic.shape == (56 + CAPTION_BAND, 3 * 56 + 2 * 2, 3)
+    raw = mosaic(imgs[:1], digits.info, columns=1)
+    np.testing.assert_array_equal(pic[:56, :56], np.kron(raw, np.ones((7, 7, 1), dtype=np.uint8)))
+    assert (pic[56:, :] == 255).all()  # the caption band is white
+    assert fig.layout.width == pic.shape[1] + 20 and fig.layout.height > pic.shape[0]
+    notes = fig.layout.annotations
+    assert [a.text for a in notes][0::2] == ["zero", "2"] and notes[1].text.endswith("…")
+    assert all(a.font.size >= 11 and a.yanchor == "top" and a.y == 56 for a in notes)
+    assert notes[1].x == 58 + 28  # centred under the second image
 
 
 def test_proportions_figure_two_bar_series():
@@ -117,4 +136,4 @@ def test_image_grid_handles_rgb():
     from kdci_core.data import DatasetInfo
     info = DatasetInfo("rgb", 2, 3, 4, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), ("a", "b"))
     fig = image_grid(torch.zeros(3, 3, 4, 4), info)
-    assert fig.data[0].z.shape == (4, 14, 3)
+    assert fig.data[0].z.shape == (56, 3 * 56 + 2 * 2, 3)  # 4 px images, 14 times larger
