@@ -77,9 +77,13 @@ def dictionary_summary(d: ConfounderDictionary) -> dict:
 
 @dataclass
 class Diagnosis:
+    """One method's substitution data and its shift. ``reference`` (the test split, the teacher)
+    is None for a diagnosis read back from the run store (``diagnostics.saved``): what the
+    pages show needs only the rest."""
+
     config: DistillConfig
     data: SubstitutionData
-    reference: Reference
+    reference: Reference | None
     fid: FIDResult | None
     balance: ClassBalance
     dictionary: ConfounderDictionary
@@ -87,11 +91,14 @@ class Diagnosis:
     #: FID of real training images, as many as the substitution data, against the same reference:
     #: the floor that sample count and extractor allow (what "close to the data" looks like)
     fid_real: FIDResult | None = None
+    #: the device it was made on (kept when the reference is not)
+    device: str | None = None
 
     def to_dict(self) -> dict:
         info = self.data.info
         return {"method": self.data.method, "kind": self.data.kind, "dataset": info.name,
-                "teacher_arch": self.data.teacher_arch, "device": str(self.reference.device),
+                "teacher_arch": self.data.teacher_arch, "device": self.device or (
+                    str(self.reference.device) if self.reference is not None else None),
                 "substitution": self.data.summary(),
                 "fid": self.fid.to_dict() if self.fid else None,
                 "fid_real_data": self.fid_real.to_dict() if self.fid_real else None,
@@ -127,4 +134,4 @@ def diagnose(cfg: DistillConfig, *, rounds: int = DEFAULT_ROUNDS, k: int | None 
     curve = k_curve(data.teacher_logits, pca_dim=pca_dim, seed=cfg.seed, progress=progress) \
         if with_k_curve else None
     return Diagnosis(cfg, data, reference, fid_result, class_balance(data, reference), dictionary,
-                     curve, fid_real)
+                     curve, fid_real, device=str(reference.device))
