@@ -72,6 +72,7 @@ def frame(rows: list[dict], chosen: list[str]) -> pd.DataFrame:
         "select": r["run"] in chosen, "run": r["run"], "status": r["status"],
         "queue": f"#{r['queue']}" if r["queue"] else "", "method": r["method"], "setting": r["setting"],
         "seed": r["seed"], "K": r["K"], "teacher": r["teacher"], "lr": r["lr"],
+        "epoch": f"{r['epoch']}/{r['epochs']}",
         "step": f"{r['step']}/{r['total_steps']}" if r["total_steps"] else str(r["step"]),
         "accuracy %": r["accuracy"], "duration": format_seconds(r["duration_s"]),
         "ETA": format_seconds(r["eta_s"]), "tags": ", ".join(r["tags"]), "notes": r["notes"],
@@ -113,8 +114,9 @@ def show(store: RunStore) -> list[str]:
     st.data_editor(df, hide_index=True, key=EDITOR, on_change=_on_edit,
                    disabled=[c for c in df.columns if c not in editable], column_config={
                        "select": st.column_config.CheckboxColumn("✓", help="select for cancel, resume, "
-                                                                 "delete and the curves below", width="small"),
-                       "run": st.column_config.TextColumn(width="medium"),
+                                                                 "delete and the curves below", width="small",
+                                                                 pinned=True),
+                       "run": st.column_config.TextColumn(width="large", pinned=True),
                        "accuracy %": st.column_config.NumberColumn(format="%.2f"),
                        "lr": st.column_config.NumberColumn(format="%.4g"),
                        "tags": st.column_config.TextColumn(help="comma-separated; edit to tag the run"),

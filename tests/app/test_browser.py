@@ -1,62 +1,22 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright against a real
 `streamlit run` server. Screenshots go to test-artifacts/ (CI keeps them as artefacts)."""
 
-import contextlib
 import os
 import pickle
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
-from tests.helpers import FASHION, REPO
+from tests.app.browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.app.browser_support import open_page as _open_page
+from tests.app.browser_support import serve as _serve
+from tests.app.browser_support import upload as _upload
+from tests.helpers import FASHION
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = REPO / "test-artifacts"
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason=f"Debian's chromium not found at {CHROMIUM} (.ci/run installs it)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _serve(kdci_home):
-    """A `streamlit run app/main.py` server process of its own; yields its URL and always stops
-    it, also when the test fails inside."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1"],
-        cwd=REPO, env={**os.environ, "KDCI_HOME": str(kdci_home)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit server did not become healthy in 90 s:\n" + proc.stdout.read().decode()[-2000:])
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +45,7 @@ def test_deep_link_on_a_fresh_server(builtin, kdci_home, browser):
 @pytest.fixture(scope="module")
 def browser():
     with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
@@ -121,12 +79,6 @@ class _Evil:
         return (os.system, (f"touch {self.target}",))
 
 
-def _upload(page, server, path):
-    page.goto(server)
-    page.get_by_text("Upload a checkpoint").click()
-    page.locator("input[type='file']").set_input_files(str(path))
-
-
 def test_teacher_page_upload_valid_and_malicious(server, page, tmp_path, kdci_home):
     from kdci_core.teachers import builtin_teacher_path
 
@@ -145,12 +97,6 @@ def test_teacher_page_upload_valid_and_malicious(server, page, tmp_path, kdci_ho
     page.screenshot(path=str(ARTIFACTS / "teacher-upload-refused.png"), full_page=True)
     assert page.locator("[data-testid='stException']").count() == 0  # an st.error, no traceback
     assert not target.exists()
-
-
-def _open_page(page, server, title):
-    """Go to a page through the sidebar's navigation link (keeps the session's teacher choice)."""
-    page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
-    page.get_by_role("heading", name=title).wait_for(timeout=60_000)
 
 
 def _diagnose_in_browser(page, server, tag):

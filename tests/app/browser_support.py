@@ -1,0 +1,70 @@
+"""What the browser tests share: a real `streamlit run` server of their own, and the steps a
+user takes on every page (navigate, upload a teacher)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.helpers import REPO
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(kdci_home):
+    """A `streamlit run app/main.py` server process of its own; yields its URL and always stops
+    it, also when the test fails inside."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1"],
+        cwd=REPO, env={**os.environ, "KDCI_HOME": str(kdci_home)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit server did not become healthy in 90 s:\n" + proc.stdout.read().decode()[-2000:])
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def upload(page, server, path):
+    page.goto(server)
+    page.get_by_text("Upload a checkpoint").click()
+    page.locator("input[type='file']").set_input_files(str(path))
+
+
+def open_page(page, server, title):
+    """Go to a page through the sidebar's navigation link (keeps the session's teacher choice)."""
+    page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=title).wait_for(timeout=60_000)
