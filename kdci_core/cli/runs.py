@@ -1,4 +1,4 @@
-"""``python -m kdci_core runs list|show|cancel|resume`` and ``worker`` (what backends start).
+"""``python -m kdci_core runs list|show|cancel|resume|delete|tag`` and ``worker`` (what backends start).
 
 ``runs`` commands read the run store (``$KDCI_HOME``) and reconcile it first, so a run whose
 worker died shows as failed.
@@ -21,17 +21,27 @@ def cmd_worker(args) -> int:
 
 
 def cmd_runs_list(args) -> int:
-    rows = reconciled_store().rows(status=args.status, method=args.method, dataset=args.dataset,
-                                   sort=args.sort, limit=args.limit)
+    from ..runs.table import format_seconds, table_rows
+
+    store = reconciled_store()
+    rows = store.rows(status=args.status, method=args.method, dataset=args.dataset, sort=args.sort,
+                      limit=args.limit, tag=args.tag)
+    table = {r["run"]: r for r in table_rows(store, status=args.status, method=args.method,
+                                               dataset=args.dataset, sort=args.sort, limit=args.limit,
+                                               tag=args.tag)}
     if rows:
         print(f"{'RUN':<44} {'STATUS':<9} {'METHOD':<8} {'KDCI':<4} {'SEED':>4} {'EPOCH':>7} "
-              f"{'ACC':>7}  CREATED")
+              f"{'STEP':>11} {'ACC':>7} {'ETA/QUEUE':>12}  CREATED")
     for r in rows:
+        t = table.get(r["run_id"], {})
         acc = "" if r["student_accuracy"] is None else f"{r['student_accuracy']:.2f}%"
         epoch = f"{r['last_epoch'] or 0}/{r['epochs']}"
+        step = f"{t.get('step', 0)}/{t.get('total_steps') or '?'}"
+        later = f"#{t['queue']} in queue" if t.get("queue") else format_seconds(t.get("eta_s"))
         when = time.strftime("%m-%d %H:%M", time.localtime(r["created_at"] or 0))
         print(f"{r['run_id']:<44} {r['status']:<9} {r['method'] or '':<8} "
-              f"{'on' if r['kdci'] else 'off':<4} {r['seed']!s:>4} {epoch:>7} {acc:>7}  {when}")
+              f"{'on' if r['kdci'] else 'off':<4} {r['seed']!s:>4} {epoch:>7} {step:>11} {acc:>7} "
+              f"{later:>12}  {when}")
     if not rows:
         print("no runs")
     write_json(args.json, {"runs": rows})
@@ -70,6 +80,17 @@ def cmd_runs_delete(args) -> int:
     return 0
 
 
+def cmd_runs_tag(args) -> int:
+    if args.tags is None and args.notes is None:
+        raise InputError("runs tag: give --tags and/or --notes")
+    run = reconciled_store().get(args.run_id)
+    tags = args.tags.split(",") if args.tags is not None else None
+    out = run.annotate(tags=tags, notes=args.notes)
+    print(f"{args.run_id}: tags {', '.join(out['tags']) or '(none)'}; notes {out['notes'] or '(none)'}")
+    write_json(args.json, {"run_id": args.run_id, **out})
+    return 0
+
+
 def cmd_runs_resume(args) -> int:
     from ..runs import RESUMABLE, execute, get_backend, resume
 
@@ -104,6 +125,7 @@ def add_parser(sub) -> None:
     ls.add_argument("--status")
     ls.add_argument("--method")
     ls.add_argument("--dataset")
+    ls.add_argument("--tag", help="only the runs with this tag (tags: the Runs page or `runs tag`)")
     ls.add_argument("--sort", default="created_at")
     ls.add_argument("--limit", type=int)
     ls.add_argument("--json")
@@ -119,6 +141,12 @@ def add_parser(sub) -> None:
     dl.add_argument("--yes", action="store_true", help="confirm: the run folder is removed")
     dl.add_argument("--json")
     dl.set_defaults(func=cmd_runs_delete)
+    tg = runs.add_parser("tag", help="set a run's tags and/or notes (shown and searchable in the run table)")
+    tg.add_argument("run_id")
+    tg.add_argument("--tags", help="comma-separated; replaces the run's tags ('' clears them)")
+    tg.add_argument("--notes", help="replaces the run's notes")
+    tg.add_argument("--json")
+    tg.set_defaults(func=cmd_runs_tag)
     rs = runs.add_parser("resume", help="continue a failed or cancelled run from its checkpoint")
     rs.add_argument("run_id")
     rs.add_argument("--inline", action="store_true", help="run it in this process (default: background)")

@@ -51,3 +51,22 @@ def test_store_commands_do_not_load_torch(argv, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
                           env={"KDCI_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert proc.stderr.strip().splitlines()[-1] == "no torch", proc.stderr
+
+
+def test_runs_tag_and_list_by_tag_with_queue_positions(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KDCI_HOME", str(tmp_path))
+    from kdci_core.runs import RunStore
+
+    store = RunStore(tmp_path)
+    a = store.create({"method": "dfnd", "kdci": False, "seed": 0, "epochs": 1, "steps_per_epoch": 4})
+    b = store.create({"method": "dfnd", "kdci": True, "seed": 0, "epochs": 1, "steps_per_epoch": 4})
+    assert main(["runs", "tag", b.run_id, "--tags", "sweep, k8", "--notes", "second"]) == 0
+    assert "tags k8, sweep; notes second" in capsys.readouterr().out
+    assert main(["runs", "list", "--tag", "k8"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert "STEP" in header and "ETA/QUEUE" in header
+    assert len(rows) == 1 and b.run_id in rows[0] and "#2 in queue" in rows[0] and "0/4" in rows[0]
+    assert main(["runs", "list"]) == 0
+    assert "#1 in queue" in next(r for r in capsys.readouterr().out.splitlines() if a.run_id in r)
+    assert main(["runs", "tag", a.run_id]) != 0
+    assert "give --tags and/or --notes" in capsys.readouterr().err
