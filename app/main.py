@@ -19,8 +19,12 @@ from app.shared import DEVICE_KEY, remember, remembered
 from kdci_core.common.device import DEVICE_CHOICES
 
 PAGES = Path(__file__).resolve().parents[1] / "pages"
+#: the favicon, shipped here: Streamlit serves an image file itself, whereas a ":material/...:"
+#: favicon is fetched from a font CDN (fonts.gstatic.com), which fails offline. The sidebar's
+#: ":material/...:" page icons use the Material Symbols font bundled with Streamlit: no network.
+ICON = Path(__file__).resolve().parent / "static" / "icon.png"
 
-st.set_page_config(page_title="KDCI Studio", page_icon=":material/science:", layout="wide",
+st.set_page_config(page_title="KDCI Studio", page_icon=ICON, layout="wide",
                    initial_sidebar_state="expanded")
 
 page = st.navigation([

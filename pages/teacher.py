@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from app.shared import ProgressBar, chosen_teacher, device, set_teacher
+from app.shared import ProgressBar, chosen_teacher, device, set_teacher, show_error
 from kdci_core.common.errors import InputError
 from kdci_core.data import dataset_names, load_dataset
 from kdci_core.figures.teacher import confusion_figure, per_class_figure
@@ -24,6 +24,10 @@ from kdci_core.teachers import (BUILTIN_ARCH, BUILTIN_DATASET, UPLOAD_TYPES, Tea
                                 save_upload)
 
 BUILTIN, UPLOAD = "Built-in digits teacher", "Upload a checkpoint"
+#: engine names (the CLI's flags) -> this page's fields, for its error messages
+FIELDS = {"--arch": "'Architecture'", "--teacher-arch": "'Architecture'", "--num-classes": "'Classes'",
+          "--dataset": "'Dataset'", "--data-root": "'Data root (optional)'",
+          "--teacher": "the teacher checkpoint"}
 
 
 @st.cache_resource(show_spinner="Loading dataset…", max_entries=8)
@@ -61,7 +65,7 @@ def show_builtin(device: torch.device) -> TeacherReport | None:
             _train_builtin_with_progress()
         report = cached_builtin(str(device), file_digest(builtin_teacher_path()))
     except InputError as exc:
-        st.error(str(exc))
+        show_error(exc, FIELDS)
         return None
     set_teacher({"source": "builtin", "arch": report.arch, "path": "builtin",
                  "num_classes": report.num_classes, "dataset": report.dataset})
@@ -111,7 +115,7 @@ def show_upload(device: torch.device) -> TeacherReport | None:
                        "another file to replace it.")
         report = cached_upload(path, digest, arch, num_classes, dataset, root, str(device))
     except InputError as exc:
-        st.error(str(exc))
+        show_error(exc, FIELDS)
         if current:
             st.caption(f"The pages keep using the teacher chosen before: `{current.get('name')}`.")
         return None

@@ -175,3 +175,79 @@ def test_the_chosen_teacher_survives_a_new_session(home):
         assert linked.radio[0].value == "Built-in digits teacher"
     finally:
         remember("teacher", None)
+
+
+def test_random_bytes_upload_is_not_a_checkpoint(home):
+    """Random bytes named .pt are a corrupt file, not "a file that asks to run code"."""
+    import random
+
+    from kdci_core.errors import InputError
+    from kdci_core.teachers import inspect_checkpoint, save_upload
+    path, _ = save_upload("noise.pt", random.Random(0).randbytes(2048))
+    with pytest.raises(InputError, match="not a PyTorch/safetensors checkpoint") as err:
+        inspect_checkpoint(path, "lenet5", 10, "digits")
+    assert "asks to import" not in str(err.value)
+
+
+def test_page_errors_name_the_page_fields_not_cli_flags(home):
+    """The Teacher page's messages say 'Architecture', 'Data root', never --arch or --data-root."""
+    from app.shared import remember
+    from kdci_core.models.weights import save_checkpoint
+    from kdci_core.teachers import remember_upload, save_upload
+
+    src = save_checkpoint(_small_teacher(), home / "src" / "fields.safetensors")
+    path, digest = save_upload("fields.safetensors", src.read_bytes())
+    record = {"source": "upload", "arch": "lenet5", "path": str(path), "num_classes": 10,
+              "dataset": "digits", "data_root": None, "sha256": digest, "name": "fields.safetensors"}
+    remember_upload(digest, record)
+    remember("teacher", record)
+    try:
+        at = AppTest.from_file(MAIN, default_timeout=300)
+        at.run()
+        assert not at.exception and not at.error, (at.exception, at.error)
+        arch, dataset = at.selectbox[0], at.selectbox[1]
+        arch.set_value("wrn_16_1").run()  # a lenet5 file read as another architecture
+        errors = [e.value for e in at.error]
+        assert errors and "its layers match 'lenet5': choose that architecture" in errors[0], errors
+        arch.set_value("lenet5")
+        dataset.set_value("cifar10").run()  # no data root given, none found
+        errors = [e.value for e in at.error]
+        assert errors and "'Data root (optional)'" in errors[0], errors
+        assert not any("--" in e for e in errors)
+    finally:
+        remember("teacher", None)
+
+
+def test_page_message_translates_flags_and_parameter_names():
+    from app.shared import page_message
+
+    fields = {"--wild-data": "'Wild data'", "inception_weights": "'Inception weights file'"}
+    assert page_message("--device: 'cuda' requested but no CUDA device", fields) == \
+        "'Device' (sidebar): 'cuda' requested but no CUDA device"
+    assert page_message("needs --wild-data dataset:NAME; --teacher-arch A", fields) == \
+        "needs 'Wild data' dataset:NAME; 'Architecture' on the Teacher page A"
+    assert page_message("pass its path (inception_weights)", fields) == "pass its path ('Inception weights file')"
+    assert page_message("--unknown-flag stays", fields) == "--unknown-flag stays"
+
+
+def test_the_favicon_is_a_local_file_served_by_streamlit(monkeypatch):
+    """A ':material/...:' favicon is fetched from fonts.gstatic.com (fails offline); an image
+    file is served by Streamlit itself, under /media/."""
+    import streamlit
+    from PIL import Image
+    from streamlit.commands.page_config import _get_favicon_string
+
+    seen = {}
+    original = streamlit.set_page_config
+
+    def recording(*args, **kwargs):
+        seen.update(kwargs, favicon=_get_favicon_string(kwargs["page_icon"]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "set_page_config", recording)
+    at = AppTest.from_file(MAIN, default_timeout=300)
+    at.run()
+    assert not at.exception, at.exception
+    icon = seen["page_icon"]
+    assert not str(icon).startswith(":") and Image.open(icon).format == "PNG"
+    assert "/media/" in seen["favicon"] and "gstatic" not in seen["favicon"]
