@@ -1,12 +1,14 @@
 """What several pages share, in one place: the session state (the chosen device and teacher),
-progress bars, and the server-wide store of diagnoses (so a browser refresh or another tab
-finds the substitution data again).
+progress bars, messages in the page's words, and the diagnoses (server-wide and kept in the run
+store, so a refresh, another tab or a server restart finds the substitution data again).
 
 Presentation glue only; every computation is a ``kdci_core`` call.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -16,6 +18,7 @@ from kdci_core.common.device import resolve_device
 from kdci_core.common.errors import InputError
 from kdci_core.common.jsonio import atomic_write_json, read_json
 from kdci_core.common.paths import kdci_home
+from kdci_core.diagnostics.saved import load_diagnoses, save_diagnosis, teacher_id
 from kdci_core.distill import DistillConfig
 from kdci_core.teachers import upload_record
 
@@ -27,8 +30,33 @@ def device() -> torch.device:
     try:
         return resolve_device(st.session_state.get(DEVICE_KEY, remembered("device", "auto")))
     except InputError as exc:
-        st.error(str(exc))
+        show_error(exc)
         st.stop()
+
+
+#: command-line flags in engine messages -> where a page sets the same thing (every page)
+PAGE_FIELDS = {"--device": "'Device' (sidebar)", "--teacher-arch": "'Architecture' on the Teacher page",
+               "--teacher": "the teacher chosen on the Teacher page",
+               "--dataset": "'Dataset' on the Teacher page", "--data-root": "'Data root' on the Teacher page",
+               "--num-classes": "'Classes' on the Teacher page"}
+_FLAG = re.compile(r"--[a-z][a-z0-9-]*")
+
+
+def page_message(message: str, fields: dict | None = None) -> str:
+    """An engine message in the page's words: its command-line flags (``--wild-data``) and the
+    engine's parameter names (``inception_weights``) replaced by the fields a user sees here;
+    ``fields`` adds or overrides this page's own."""
+    names = {**PAGE_FIELDS, **(fields or {})}
+    message = _FLAG.sub(lambda m: names.get(m.group(0), m.group(0)), str(message))
+    for word, field in names.items():
+        if not word.startswith("--"):
+            message = re.sub(rf"\b{re.escape(word)}\b", field, message)
+    return message
+
+
+def show_error(exc: Exception, fields: dict | None = None) -> None:
+    """``st.error`` with the engine's message in the page's words (:func:`page_message`)."""
+    st.error(page_message(str(exc), fields))
 
 
 def _state_file() -> Path:
@@ -108,28 +136,114 @@ def teacher_key(cfg: DistillConfig) -> tuple:
 
 @st.cache_resource
 def diagnosis_store() -> dict:
-    """Server-wide {teacher key: {method: Diagnosis}}: survives browser refreshes and is shared by
-    the Substitution data and Confounder dictionary pages (not a server restart)."""
+    """Server-wide {teacher key: {"diagnoses": {method: Diagnosis}, "problems": {method: why}}},
+    filled from the run store on first use: shared by the Substitution data and Confounder
+    dictionary pages, and kept on disk (``keep_diagnosis``) so a server restart finds them."""
     return {}
 
 
+def _teacher_id(cfg: DistillConfig) -> str:
+    """The teacher's id in the run store: ``builtin`` or its file's sha256 (the Teacher page's
+    record has it; a file chosen otherwise is hashed)."""
+    t = chosen_teacher()
+    known = t.get("sha256") if t and t.get("path") == cfg.teacher else None
+    return teacher_id(cfg, known)
+
+
+def _entry(cfg: DistillConfig) -> dict:
+    store = diagnosis_store()
+    key = teacher_key(cfg)
+    if key not in store:
+        try:
+            found, problems = load_diagnoses(cfg, _teacher_id(cfg))
+        except InputError as exc:  # the teacher file went away: nothing kept can be found
+            found, problems = {}, {"*": str(exc)}
+        store[key] = {"diagnoses": found, "problems": problems}
+    return store[key]
+
+
 def diagnoses_for(cfg: DistillConfig) -> dict:
-    """The latest diagnosis of each method made with this teacher and dataset."""
-    return diagnosis_store().setdefault(teacher_key(cfg), {})
+    """The latest diagnosis of each method made with this teacher and dataset (read from the run
+    store the first time; one that cannot be read is left out: :func:`diagnosis_problem`)."""
+    return _entry(cfg)["diagnoses"]
+
+
+def diagnosis_problem(cfg: DistillConfig, method: str) -> str | None:
+    """Why ``method``'s saved substitution data could not be read (None: nothing wrong), for the
+    page to say next to its offer to make them again."""
+    problems = _entry(cfg)["problems"]
+    why = problems.get(method) or problems.get("*")
+    return None if why is None else (f"The saved substitution data of {method} could not be read, so "
+                                     f"they are treated as absent (make them again to replace them): {why}")
+
+
+def keep_diagnosis(cfg: DistillConfig, diag) -> None:
+    """Make ``diag`` its method's latest for this teacher: in memory, and in the run store."""
+    entry = _entry(cfg)
+    method = diag.data.method
+    entry["diagnoses"][method] = diag
+    entry["problems"].pop(method, None)
+    try:
+        save_diagnosis(diag, _teacher_id(cfg))
+    except (OSError, InputError) as exc:
+        st.warning(f"The substitution data of {method} could not be saved in the run store, so it "
+                   f"lasts only until the server restarts: {exc}", icon=":material/warning:")
+
+
+try:  # Streamlit records st calls made inside a cached function, to replay them on cache hits
+    from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
+except ImportError:  # another Streamlit: the bar's messages are replayed, ending empty (harmless)
+    in_cached_function = None
+
+
+@contextlib.contextmanager
+def _not_replayed():
+    """A progress bar is about this computation, not part of its cached result: drawn outside
+    ``st.cache_data``'s recording, so a cache hit replays nothing (no bar without work)."""
+    token = in_cached_function.set(False) if in_cached_function is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            in_cached_function.reset(token)
 
 
 class ProgressBar:
-    """A ``kdci_core`` progress callback drawing one Streamlit bar (at most ~100 redraws)."""
+    """A ``kdci_core`` progress callback drawing one Streamlit bar (at most ~100 redraws).
 
-    def __init__(self, text: str):
-        self.bar = st.progress(0.0, text=text)
-        self.last = (None, -1)
+    ``lazy``: the bar appears at the first report, so a cached function that makes one shows
+    nothing when its result comes from the cache."""
+
+    def __init__(self, text: str, *, lazy: bool = False):
+        self.text, self.bar, self.last = text, None, (None, -1)
+        if not lazy:
+            self._draw(0.0, text)
+
+    def _draw(self, value: float, text: str) -> None:
+        with _not_replayed():
+            if self.bar is None:
+                self.bar = st.progress(value, text=text)
+            else:
+                self.bar.progress(value, text=text)
 
     def __call__(self, done: int, total: int, desc: str) -> None:
         pct = int(100 * done / max(total, 1))
         if (desc, pct) != self.last:
             self.last = (desc, pct)
-            self.bar.progress(min(pct, 100) / 100, text=f"{desc}: {done}/{total}")
+            self._draw(min(max(pct, 0), 100) / 100, f"{desc}: {done}/{total}")
 
     def empty(self) -> None:
-        self.bar.empty()
+        if self.bar is not None:
+            with _not_replayed():
+                self.bar.empty()
+
+
+@contextlib.contextmanager
+def progress_bar(text: str):
+    """A lazy :class:`ProgressBar` for the block (for the body of an ``st.cache_data``
+    function), removed when the block ends, also on an error."""
+    bar = ProgressBar(text, lazy=True)
+    try:
+        yield bar
+    finally:
+        bar.empty()

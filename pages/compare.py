@@ -6,6 +6,8 @@ seeds), the KDCI gain paired by seed with its t-test, two students' features in 
 deltas and the test images KDCI fixed or broke; download the report as HTML, JSON or Markdown.
 
 Presentation only: every number and figure is a ``kdci_core.reports`` / ``kdci_core.figures`` call.
+The curves, the students and the report are fragments: their widgets rerun only their section,
+not the comparison above them; the long actions draw real progress bars.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.shared import device
+from app.shared import device, progress_bar, show_error
 from kdci_core.common.errors import InputError
-from kdci_core.figures.runs import curves_figure, gain_figure
+from kdci_core.figures.runs import curves_figure, gain_figure, short_id, short_run_label
 from kdci_core.reports import (accuracy_columns, accuracy_table, compare_runs, export_report, gain_table,
                                pairs_table, student_comparison, telemetry_table)
 from kdci_core.reports.compare import UNPAIRED_FIELDS
@@ -34,7 +36,8 @@ DOWNLOADS = (("html", "HTML", "text/html"), ("json", "JSON", "application/json")
 
 
 def run_option_label(row: dict) -> str:
-    return f"{row['method']} kdci={'on' if row['kdci'] else 'off'} seed {row['seed']} · {row['run_id']}"
+    """A chip that fits: "deepinv · KDCI on · seed 1 · 3f2a1c" (the id's suffix, not the id)."""
+    return short_run_label(row, row["run_id"])
 
 
 def default_selection(rows: list[dict]) -> list[str]:
@@ -62,19 +65,21 @@ def linked_selection(options: list[str]) -> list[str] | None:
     return [r for r in asked if r in options]
 
 
-@st.cache_data(show_spinner="Comparing the students (t-SNE/UMAP takes seconds)…", max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16)
 def cached_students(home: str, on_id: str, off_id: str, projection: str, dev: str):
-    sc = student_comparison(RunStore(home), on_id, off_id, method=projection, max_points=1000, device=dev)
+    with progress_bar("Comparing the students…") as bar:  # drawn only when this runs
+        sc = student_comparison(RunStore(home), on_id, off_id, method=projection, max_points=1000,
+                                device=dev, progress=bar)
     return sc.figures(), sc.to_dict()
 
 
-@st.cache_data(show_spinner="Building the report…", max_entries=8)
+@st.cache_data(show_spinner=False, max_entries=8)
 def cached_report(home: str, run_ids: tuple, include_students: bool, projection: str, dev: str,
                   field: str = "kdci") -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, progress_bar("Building the report…") as bar:
         paths = export_report(RunStore(home), list(run_ids), Path(tmp) / "kdci-report.html",
                               include_students=include_students, projection=projection, device=dev,
-                              field=field)
+                              field=field, progress=bar)
         return {p.suffix.lstrip("."): p.read_bytes() for p in paths}
 
 
@@ -133,6 +138,7 @@ def show_telemetry(comp) -> None:
             st.warning(f"KDCI is inert in {r['setting']} ({r['run']}): {r['inert']}", icon=":material/warning:")
 
 
+@st.fragment
 def show_curves(store: RunStore, comp) -> None:
     st.subheader("Training curves")
     c1, c2, c3 = st.columns(3)
@@ -145,6 +151,7 @@ def show_curves(store: RunStore, comp) -> None:
     st.caption("Blues: KDCI on; oranges: KDCI off; one dash style per seed.")
 
 
+@st.fragment
 def show_students(store: RunStore, comp, dev: str) -> None:
     st.subheader("Students")
     pairs = comp.pairs()
@@ -153,8 +160,8 @@ def show_students(store: RunStore, comp, dev: str) -> None:
         return
     c1, c2 = st.columns([3, 2])
     i = c1.selectbox("On/off pair", range(len(pairs)), key="cmp_pair",
-                     format_func=lambda j: f"{pairs[j].method} seed {pairs[j].seed}: {pairs[j].on_id} vs "
-                                           f"{pairs[j].off_id}")
+                     format_func=lambda j: f"{pairs[j].method} · seed {pairs[j].seed} · "
+                                           f"{short_id(pairs[j].on_id)} vs {short_id(pairs[j].off_id)}")
     projection = c2.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
                           key="cmp_proj")
     pair = pairs[i]
@@ -167,17 +174,18 @@ def show_students(store: RunStore, comp, dev: str) -> None:
     try:
         figs, summary = cached_students(str(store.home), pair.on_id, pair.off_id, projection, dev)
     except InputError as exc:
-        st.error(str(exc))
+        show_error(exc)
         return
     st.plotly_chart(figs["embedding"])
     st.plotly_chart(figs["per_class_delta"])
     st.caption(f"Corrected examples: {summary['fixed']} test images right with KDCI and wrong without "
                f"(fixed), {summary['broken']} the other way (broken); captions: true→predicted.")
     left, right = st.columns(2)
-    left.plotly_chart(figs["fixed"])
-    right.plotly_chart(figs["broken"])
+    left.plotly_chart(figs["fixed"], width="content")  # drawn at their pixel size: legible captions
+    right.plotly_chart(figs["broken"], width="content")
 
 
+@st.fragment
 def show_report(store: RunStore, selected: list[str], dev: str, field: str = "kdci") -> None:
     st.subheader("Report")
     include = st.checkbox("Include the student views", True, key="cmp_report_students")
@@ -187,7 +195,7 @@ def show_report(store: RunStore, selected: list[str], dev: str, field: str = "kd
         try:
             files = cached_report(str(store.home), tuple(selected), include, projection, dev, field)
         except InputError as exc:
-            st.error(str(exc))
+            show_error(exc)
             return
         st.session_state["cmp_report"] = {"ids": tuple(selected), "field": field, "files": files}
     built = st.session_state.get("cmp_report")
@@ -217,7 +225,7 @@ def render() -> None:
     try:
         comp = compare_runs(store, selected, field)
     except InputError as exc:
-        st.error(str(exc))
+        show_error(exc)
         return
     for note in comp.notes:
         if not note.startswith("KDCI is inert"):  # shown with the telemetry

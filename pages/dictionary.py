@@ -3,7 +3,8 @@ substitution data. Choose K and the PCA size; see the teacher's logits projected
 or UMAP coloured by cluster with the prototypes marked, the proportions P(z), and the K curve
 with a recommended K next to the paper's defaults.
 
-Presentation only: clustering, projections and the K curve are ``kdci_core`` calls.
+Presentation only: clustering, projections and the K curve are ``kdci_core`` calls; the slow
+ones (t-SNE, UMAP, the K curve) are cached and draw a progress bar only when they compute.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 import streamlit as st
 
 from app.launch_form import prefill_k
-from app.shared import ProgressBar, device, diagnoses_for, teacher_caption, teacher_config
+from app.shared import (ProgressBar, device, diagnoses_for, diagnosis_problem, keep_diagnosis,
+                        progress_bar, show_error, teacher_caption, teacher_config)
 from kdci_core.common.errors import InputError
 from kdci_core.diagnostics.diagnose import diagnose, dictionary_for
 from kdci_core.kdci.kcurve import default_k_grid, k_curve
@@ -24,16 +26,21 @@ from kdci_core.methods import METHODS
 
 PAGES = Path(__file__).resolve().parent
 PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+#: engine names -> this page's fields, for its error messages (making data: the Substitution page's)
+FIELDS = {"--k": "'K (prototypes)'", "--pca-dim": "'PCA components'", "pca_dim": "'PCA components'",
+          "--wild-data": "'Wild data' (Substitution data page)"}
 
 
-@st.cache_data(show_spinner="Projecting…", max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32)
 def cached_projection(points, extra, method: str, seed: int):
-    return project(points, method, extra=extra, seed=seed)
+    with progress_bar(f"{PROJECTIONS[method]} of the teacher's logits…") as bar:  # only on a miss
+        return project(points, method, extra=extra, seed=seed, progress=bar)
 
 
-@st.cache_data(show_spinner="Computing the K curve…", max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16)
 def cached_k_curve(features, ks: tuple, pca_dim, seed: int):
-    return k_curve(features, list(ks), pca_dim=pca_dim, seed=seed)
+    with progress_bar("K curve…") as bar:
+        return k_curve(features, list(ks), pca_dim=pca_dim, seed=seed, progress=bar)
 
 
 def ensure_data(cfg, method: str):
@@ -42,13 +49,16 @@ def ensure_data(cfg, method: str):
     if method not in done:
         st.info(f"No substitution data for {method} yet with this teacher. Make it here with the "
                 f"default options, or on the Substitution data page for more control.")
+        problem, slot = diagnosis_problem(cfg, method), st.empty()
         if not st.button(f"Make {method}'s substitution data", type="primary", key="dict_make"):
+            if problem:
+                slot.warning(problem, icon=":material/warning:")
             return None
         bar = ProgressBar(f"{method}: making substitution data…")
         try:
-            done[method] = diagnose(replace(cfg, method=method, kdci=False), fid=None, progress=bar)
+            keep_diagnosis(cfg, diagnose(replace(cfg, method=method, kdci=False), fid=None, progress=bar))
         except InputError as exc:
-            st.error(str(exc))
+            show_error(exc, FIELDS)
             return None
         finally:
             bar.empty()
@@ -71,8 +81,9 @@ def render() -> None:
     logits, n = diag.data.teacher_logits, len(diag.data.teacher_logits)
     c1, c2, c3 = st.columns(3)
     k = int(c1.number_input("K (prototypes)", 1, n, min(METHODS.get(method).default_k, n), key="dict_k",
-                            help=f"{method}'s default: {METHODS.get(method).default_k} (KDCI.md); "
-                                 f"at most the {n} samples"))
+                            help=f"{method}'s default: {METHODS.get(method).default_k} (the paper's "
+                                 f"section 4.3, see docs/KDCI_IMPLEMENTATION.md); at most the {n} "
+                                 f"samples"))
     pca_auto = c2.checkbox("PCA: keep 95% of the variance", True, key="dict_pca_auto")
     pca_dim = None if pca_auto else int(c2.number_input("PCA components", 1, logits.shape[1],
                                                          min(8, logits.shape[1]), key="dict_pca"))
@@ -81,7 +92,7 @@ def render() -> None:
     try:
         d = dictionary_for(diag.data, k, pca_dim=pca_dim, seed=diag.config.seed)
     except InputError as exc:
-        st.error(str(exc))
+        show_error(exc, FIELDS)
         return
     st.caption(f"{n} samples from {diag.data.num_rounds} round(s) of {method}; K' = {d.k} non-empty "
                f"clusters (asked {d.k_requested}); PCA {d.pca_components or 'skipped'} components.")
@@ -89,7 +100,7 @@ def render() -> None:
     try:
         proj = cached_projection(points, protos, view, int(diag.config.seed))
     except InputError as exc:
-        st.error(str(exc))
+        show_error(exc, FIELDS)
         return
     left, right = st.columns([3, 2])
     left.plotly_chart(dictionary_figure(proj, d.labels.cpu().numpy(), d.proportions.cpu().numpy(),
@@ -101,7 +112,7 @@ def render() -> None:
         grid = tuple(default_k_grid(n))
         curve = cached_k_curve(points, grid, pca_dim, int(diag.config.seed))
     except InputError as exc:
-        st.error(str(exc))
+        show_error(exc, FIELDS)
         return
     st.plotly_chart(k_curve_figure(curve, {method: METHODS.get(method).default_k}))
     st.markdown(f"**Recommended K = {curve.recommended_k}** ({curve.rule}) — {method}'s default "

@@ -2,7 +2,8 @@
 image grid, FID against the test split (labelled with its feature extractor), class proportions
 under teacher pseudo-labels next to the test split's, imbalance figures, drift per round.
 
-Presentation only: ``kdci_core.diagnostics`` makes and measures; the figures are its builders.
+Presentation only: ``kdci_core.diagnostics`` makes and measures (and keeps each diagnosis in the
+run store, so a server restart finds it); the figures are its builders.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from dataclasses import replace
 
 import streamlit as st
 
-from app.shared import ProgressBar, device, diagnoses_for, teacher_caption, teacher_config
+from app.shared import (ProgressBar, device, diagnoses_for, diagnosis_problem, keep_diagnosis, show_error,
+                        teacher_caption, teacher_config)
 from kdci_core.common.errors import InputError
 from kdci_core.diagnostics.diagnose import Diagnosis, diagnose
 from kdci_core.diagnostics.substitution import DEFAULT_ROUNDS
@@ -22,6 +24,10 @@ from kdci_core.methods import METHODS
 FID_CHOICES = {"auto": "Auto (Inception if its weights are present, else the teacher)",
                "teacher": "Teacher penultimate features", "inception": "InceptionV3 (pytorch-fid)",
                "none": "Skip FID"}
+#: engine names (flags, parameters) -> this page's fields, for its error messages
+FIELDS = {"--wild-data": "'Wild data'", "--seed": "'Seed'", "--rounds": "'Synthesis rounds'",
+          "--fid": "'FID feature extractor'", "--inception-weights": "'Inception weights file'",
+          "inception_weights": "'Inception weights file'", "--k": "K"}
 
 
 def controls():
@@ -52,11 +58,11 @@ def make(method, rounds, seed, fid, weights, wild) -> Diagnosis | None:
         diag = diagnose(cfg, rounds=rounds, fid=None if fid == "none" else fid,
                         inception_weights=weights, progress=bar)
     except InputError as exc:
-        st.error(str(exc))
+        show_error(exc, FIELDS)
         return None
     finally:
         bar.empty()
-    diagnoses_for(cfg)[method] = diag
+    keep_diagnosis(cfg, diag)
     return diag
 
 
@@ -84,10 +90,11 @@ def show(diag: Diagnosis) -> None:
                    f"substitution vs {diag.fid.n_reference} test images.{floor}")
         if diag.fid.warning:
             st.warning(diag.fid.warning)
-    names = [info.class_names[int(c)] for c in data.pseudo_labels[:64]]
-    st.plotly_chart(image_grid(data.images, info, captions=names if info.image_size >= 16 else None,
-                               title=f"{data.method}: first {min(128, len(data.images))} of "
-                                     f"{len(data.images)} images (captions: teacher pseudo-label)"))
+    shown = min(128, len(data.images))
+    names = [info.class_names[int(c)] for c in data.pseudo_labels[:shown]]
+    st.plotly_chart(image_grid(data.images, info, captions=names, max_images=shown,  # enlarged, legible
+                               title=f"{data.method}: first {shown} of {len(data.images)} images "
+                                     f"(captions: teacher pseudo-label)"), width="content")
     left, right = st.columns(2)
     left.plotly_chart(proportions_figure(bal.substitution, bal.original, info.class_names,
                                          substitution_imbalance=bal.substitution_imbalance,
@@ -114,6 +121,8 @@ def render() -> None:
         show(done[method])
     else:
         st.info(f"Press **{label} substitution data** to make {method}'s data with this teacher.")
+        if problem := diagnosis_problem(cfg, method):
+            st.warning(problem, icon=":material/warning:")
     fids = {m: d.fid for m, d in done.items() if d.fid is not None}
     if len(fids) > 1:
         st.subheader("All methods diagnosed so far")

@@ -50,6 +50,13 @@ def test_default_selection_and_tables(home):
     assert list(tables[2].value["seed"]) == [0, 1]
     assert len(at.get("plotly_chart")) == 2  # gain, curves
     assert set(at.query_params["runs"][0].split(",")) == set(ids.values())  # a shareable link
+    chips = at.multiselect(key="cmp_runs")  # short, readable chips: the seed is not cut off
+    for (kdci, seed), run_id in ids.items():
+        label = f"deepinv · KDCI {'on' if kdci else 'off'} · seed {seed} · {run_id[-6:]}"
+        assert chips.format_func(run_id) == label and label in chips.options
+    assert all(len(o) < 40 for o in chips.options)
+    pair = at.selectbox(key="cmp_pair")
+    assert pair.options[0].startswith("deepinv · seed 0 · ") and ids[(True, 0)] not in pair.options[0]
 
 
 def test_query_param_preselects(home):
@@ -81,6 +88,8 @@ def test_students_and_report_downloads(home):
     assert not at.exception and not at.error, (at.exception, at.error)
     assert len(at.get("plotly_chart")) == 6  # + embedding, per-class delta, fixed, broken
     assert any("Corrected examples" in c.value for c in at.caption)
+    at.run()  # served from st.cache_data: its progress bar is not replayed, nothing breaks
+    assert not at.exception and not at.error and len(at.get("plotly_chart")) == 6
     at.checkbox(key="cmp_report_students").uncheck()
     at.button(key="cmp_report_go").click().run()
     assert not at.exception and not at.error, (at.exception, at.error)

@@ -93,3 +93,48 @@ def test_dictionary_page_carries_k_to_the_launch_form(substitution_page):
     assert at.multiselect(key="runs_methods").value == ["deepinv"]
     assert at.checkbox(key="runs_on").value
     assert any("1 method(s) x" in c.value for c in at.caption)
+
+
+def _diagnosis_folder(method: str):
+    import os
+    from pathlib import Path
+
+    return Path(os.environ["KDCI_HOME"]) / "diagnoses" / "builtin-digits" / method
+
+
+def test_a_restarted_server_finds_the_substitution_data(substitution_page):
+    """A server restart empties every cache: the diagnosis is read back from the run store."""
+    import streamlit as st
+
+    assert (_diagnosis_folder("deepinv") / "diagnosis.json").is_file()
+    st.cache_resource.clear()  # what a new server process starts with
+    at = _page("../pages/substitution.py")
+    assert not at.exception and not at.error and not at.warning, (at.exception, at.error, at.warning)
+    assert _metric(at, "Images") == "128" and len(at.get("plotly_chart")) == 3
+    st.cache_resource.clear()
+    dictionary = _page("../pages/dictionary.py")
+    assert not [b for b in dictionary.button if b.key == "dict_make"]  # nothing to make again
+    assert len(dictionary.get("plotly_chart")) == 3
+
+
+def test_a_corrupt_saved_diagnosis_is_treated_as_absent(substitution_page):
+    """A torn file neither breaks the page nor passes for data: the page says so, offers to make
+    the data again, and the new diagnosis replaces the broken one."""
+    import streamlit as st
+
+    at = _page("../pages/dictionary.py")
+    at.selectbox(key="dict_method").set_value("dfnd").run()
+    if [b for b in at.button if b.key == "dict_make"]:
+        at.button(key="dict_make").click().run()
+    folder = _diagnosis_folder("dfnd")
+    tensors = next(folder.glob("tensors-*.safetensors"))
+    tensors.write_bytes(b"torn")
+    st.cache_resource.clear()
+    at = _page("../pages/dictionary.py")
+    at.selectbox(key="dict_method").set_value("dfnd").run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    assert any("dfnd could not be read" in w.value and "treated as absent" in w.value for w in at.warning)
+    assert at.button(key="dict_make").label.startswith("Make dfnd")
+    at.button(key="dict_make").click().run()
+    assert not at.exception and not at.error and not at.warning, (at.exception, at.error, at.warning)
+    assert len(at.get("plotly_chart")) == 3
