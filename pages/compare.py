@@ -20,7 +20,7 @@ import streamlit as st
 
 from app.shared import device, progress_bar, show_error
 from kdci_core.common.errors import InputError
-from kdci_core.figures.runs import curves_figure, gain_figure, short_id, short_run_label
+from kdci_core.figures.runs import curves_figure, gain_figure, short_id
 from kdci_core.reports import (accuracy_columns, accuracy_table, compare_runs, export_report, gain_table,
                                pairs_table, student_comparison, telemetry_table)
 from kdci_core.reports.compare import UNPAIRED_FIELDS
@@ -36,8 +36,11 @@ DOWNLOADS = (("html", "HTML", "text/html"), ("json", "JSON", "application/json")
 
 
 def run_option_label(row: dict) -> str:
-    """A chip that fits: "deepinv · KDCI on · seed 1 · 3f2a1c" (the id's suffix, not the id)."""
-    return short_run_label(row, row["run_id"])
+    """A chip that can be read: "seed 1 · KDCI on · deepinv · 3f2a1c". Streamlit cuts a chip at
+    128 px (about 16 characters), so what tells the selected runs apart comes first; the
+    options list shows it whole."""
+    return (f"seed {row['seed']} · KDCI {'on' if row['kdci'] else 'off'} · {row['method']} · "
+            f"{short_id(row['run_id'])}")
 
 
 def default_selection(rows: list[dict]) -> list[str]:

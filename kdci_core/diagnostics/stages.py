@@ -36,13 +36,15 @@ class Stages:
 
     def inner(self, desc: str, size: int = 1):
         """A callback for a stage with its own progress, scaled into its ``size`` units."""
-        start = self._end
-        self.start(desc, size)
+        start = self._end  # reported by its first call: the stage may not have begun yet
+        self._end = min(self.total, start + max(0, int(size)))
         span = self._end - start
 
         def callback(done: int, total: int, inner_desc: str = "") -> None:
             frac = min(1.0, max(0.0, done / total)) if total else 1.0
-            self._report(start + int(span * frac), inner_desc or desc)
+            said = desc if not inner_desc else inner_desc if inner_desc.startswith(desc) \
+                else f"{desc} › {inner_desc}"  # a nested action's words, under this stage's
+            self._report(start + int(span * frac), said)
 
         return callback if self.progress is not None else None
 

@@ -99,7 +99,10 @@ def examples_grid(images: torch.Tensor, labels: np.ndarray, info: DatasetInfo, i
                   preds: np.ndarray, title: str, max_images: int) -> go.Figure:
     """The test images at ``idx`` (at most ``max_images``) captioned "true→pred", eight a row."""
     if len(idx) == 0:
-        return empty_figure(title, "no such test images")
+        fig = empty_figure(title, "no such test images")
+        fig.update_layout(title_font_size=14, margin_t=_MARGIN["t"] + 18 * title.count("<br>"),
+                          height=200 + 18 * title.count("<br>"))
+        return fig
     shown = idx[:max_images]
     caps = captions(labels, preds, shown, info.class_names)
     return image_grid(images[torch.from_numpy(shown)], info, captions=caps, columns=8,

@@ -182,10 +182,10 @@ def student_comparison(store: RunStore, run_a: Run | str, run_b: Run | str, *, m
     out._grids = {  # two-line titles: the grids are drawn at their pixel size, narrower than a page
         "fixed": examples_grid(test.images, labels, info, corr.fixed, eb.predictions,
                                f"Fixed by {on}: {_images(len(corr.fixed))}<br>right with it, wrong with "
-                               f"{off} (caption true→pred without)", max_images),
+                               f"{off}<br>captions: true→predicted without it", max_images),
         "broken": examples_grid(test.images, labels, info, corr.broken, ea.predictions,
                                 f"Broken: {_images(len(corr.broken))}<br>wrong with {on}, right with "
-                                f"{off} (caption true→pred with)", max_images)}
+                                f"{off}<br>captions: true→predicted with it", max_images)}
     stages.finish("students: done")
     return out
 

@@ -14,13 +14,15 @@ def test_stages_scale_skip_and_clamp():
     for done in (0, 50, 25, 100):  # a stage that goes back is not shown going back
         inner(done, 100)
     inner(100, 100, "fit: its own words")
+    inner(100, 100, "nested")
     s.skip(2)  # a planned stage with nothing to do
     s.start("write")
     s.start("one stage too many")  # never past the total
     s.finish("done")
-    assert [c[:2] for c in calls] == [(0, 14), (1, 14), (1, 14), (6, 14), (6, 14), (11, 14),
-                                      (11, 14), (13, 14), (14, 14), (14, 14)]
-    assert calls[6][2] == "fit: its own words" and calls[2][2] == "fit"
+    assert [c[:2] for c in calls] == [(0, 14), (1, 14), (6, 14), (6, 14), (11, 14),
+                                      (11, 14), (11, 14), (13, 14), (14, 14), (14, 14)]
+    assert calls[5][2] == "fit: its own words" and calls[1][2] == "fit"
+    assert calls[6][2] == "fit › nested"  # a nested action's words under the stage's
 
 
 def test_without_a_callback_nothing_is_called():

@@ -184,7 +184,7 @@ def test_students_of_a_pair(runs):
     check_progress(calls)
     stages = [c[2] for c in calls]
     assert sum(d.startswith("students: evaluating") for d in set(stages)) == 2  # one per run
-    assert any(d.startswith("students: PCA of") for d in stages)
+    assert any(d.startswith("students: PCA of") and "› PCA: fitting 200 points" in d for d in stages)
     assert sc.accuracies == pytest.approx((_acc(store, ids[(True, 0)]), _acc(store, ids[(False, 0)])))
     gap = 100 * (len(sc.fixed) - len(sc.broken)) / 360  # digits' test split
     assert gap == pytest.approx(sc.accuracies[0] - sc.accuracies[1])
@@ -212,7 +212,8 @@ def test_export_report_is_self_contained(runs, tmp_path):
                           max_points=200, progress=lambda *a: calls.append(a))
     check_progress(calls)
     figures = {c[2] for c in calls if c[2].startswith("report: HTML figure")}
-    assert len(figures) == 7 and any(c[2] == "report: the student views" for c in calls)
+    assert len(figures) == 7 and any(c[2].startswith("report: the student views › students: PCA")
+                                     for c in calls)
     alone = []  # one setting only: no gain figure, no pair for the student views; still one bar
     export_report(store, [ids[(True, 0)]], tmp_path / "alone.html", progress=lambda *a: alone.append(a))
     check_progress(alone)
