@@ -174,10 +174,9 @@ class _TqdmStream:
         found = self._COUNT.findall(text or "")
         if found:
             done, total = map(int, found[-1])
-            # the first epoch of a process's first UMAP compiles numba code (~40 s on a busy CPU)
+            # a process's first UMAP compiles numba code: the graph ~30 s, the epoch ~5 s
             self.callback(done, total, "UMAP: optimising the layout" + (
-                " (the first epoch of a process's first UMAP compiles numba code: up to a "
-                "minute)" if done == 0 else ""))
+                " (a process's first UMAP compiles its epoch code first)" if done == 0 else ""))
         return len(text or "")
 
     def flush(self) -> None:
@@ -218,7 +217,8 @@ def _joint(x: np.ndarray, extra: np.ndarray | None, method: str, params: dict, s
         if use < want:
             params["note"] = f"n_neighbors {want} clamped to {use} = N+M-1 for {total} points"
         params["n_neighbors_used"] = use
-        stages.start(f"UMAP: neighbour graph of {what}")
+        stages.start(f"UMAP: neighbour graph of {what} (a process's first UMAP also compiles "
+                     "numba code: up to a minute)")
         layout = stages.inner("UMAP: optimising the layout", umap_epochs(total))
         if layout is not None:
             kwargs["tqdm_kwds"] = {"disable": False, "file": _TqdmStream(layout),
