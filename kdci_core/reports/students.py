@@ -164,7 +164,7 @@ def student_comparison(store: RunStore, run_a: Run | str, run_b: Run | str, *, m
     info, test = data.info, data.test
     views = []
     for r in (a, b):
-        stages.start(f"students: evaluating {r.label} ({r.run_id})")
+        stages.start(f"students: evaluating {r.label} (…{r.run_id[-6:]})")
         views.append(student_view(r, test, num_classes=info.num_classes, device=device,
                                   max_points=max_points, seed=seed))
     labels = test.labels.numpy()
