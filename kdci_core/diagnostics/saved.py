@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -41,6 +42,9 @@ _DATASET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TENSORS = re.compile(r"tensors-[0-9a-f]{16}\.safetensors")
 #: what must agree between a saved diagnosis and the teacher it is looked up for
 SAME_TEACHER_FIELDS = ("teacher_arch", "dataset", "data_root")
+#: one writer at a time in this process (the dashboard's sessions are threads, and the atomic
+#: writes' temporary names are per process)
+_WRITE_LOCK = threading.Lock()
 
 
 def teacher_id(cfg: DistillConfig, sha256: str | None = None) -> str:
@@ -78,15 +82,14 @@ def save_diagnosis(diag: Diagnosis, teacher: str, home: Path | str | None = None
     from safetensors.torch import save
 
     folder = diagnoses_dir(teacher, diag.data.info.name, home) / diag.data.method
-    folder.mkdir(parents=True, exist_ok=True)
     blob = save(_tensors(diag))
     digest = hashlib.sha256(blob).hexdigest()
     name = f"tensors-{digest[:16]}.safetensors"
-    atomic_write_bytes(folder / name, blob)
     d = diag.data
-    atomic_write_json(folder / JSON_NAME, {
+    meta = {
         "format": FORMAT, "saved_at": time.strftime("%Y-%m-%d %H:%M:%S"), "teacher": teacher,
-        "config": diag.config.to_dict(), "device": diag.to_dict()["device"],
+        "config": diag.config.to_dict(),
+        "device": diag.device or (str(diag.reference.device) if diag.reference is not None else None),
         "data": {"method": d.method, "kind": d.kind, "teacher_arch": d.teacher_arch,
                  "student_steps": d.student_steps, "seconds": d.seconds, "info": asdict(d.info)},
         "fid": diag.fid.to_dict() if diag.fid else None,
@@ -94,10 +97,14 @@ def save_diagnosis(diag: Diagnosis, teacher: str, home: Path | str | None = None
         "dictionary": {"k_requested": diag.dictionary.k_requested,
                        "pca_components": diag.dictionary.pca_components},
         "k_curve": diag.k_curve.to_dict() if diag.k_curve else None,
-        "tensors": {"file": name, "sha256": digest}})
-    for old in folder.glob("tensors-*.safetensors"):  # earlier diagnoses of this method
-        if old.name != name:
-            old.unlink(missing_ok=True)
+        "tensors": {"file": name, "sha256": digest}}
+    with _WRITE_LOCK:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(folder / name, blob)
+        atomic_write_json(folder / JSON_NAME, meta)
+        for old in folder.glob("tensors-*.safetensors"):  # earlier diagnoses of this method
+            if old.name != name:
+                old.unlink(missing_ok=True)
     return folder
 
 
