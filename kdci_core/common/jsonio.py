@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 from .errors import InputError
@@ -23,8 +24,10 @@ def json_default(o):
 
 
 def temp_path(path: Path) -> Path:
-    """A temporary sibling of ``path`` unique to this process (renamed over ``path`` when done)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """A temporary sibling of ``path`` unique to this process and thread (renamed over ``path``
+    when done): a worker's heartbeat thread and its main thread, or two dashboard sessions, may
+    write the same file at once, and a shared temporary name loses one rename."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
 def atomic_write_text(path: Path, text: str, *, fsync: bool = False) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 
 from kdci_core.common.device import single_thread_blas
 from kdci_core.common.errors import InputError
+from kdci_core.common.jsonio import temp_path
 from kdci_core.common.paths import kdci_home
 from kdci_core.common.progress import Progress, report
 from kdci_core.diagnostics.stages import Stages
@@ -130,7 +131,7 @@ def _store(key: str, points: np.ndarray, extra: np.ndarray | None, params: dict)
     _remember(key, (points, extra, params))
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{key}.{os.getpid()}.tmp"
+    tmp = temp_path(folder / f"{key}.npz")
     arrays = {"points": points, "params": np.array(json.dumps(params))}
     if extra is not None:
         arrays["extra"] = extra

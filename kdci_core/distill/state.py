@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..common.errors import InputError
+from ..common.jsonio import temp_path
 from ..methods.base import SyntheticPool
 
 _SCALARS = (int, float, bool, str, type(None))
@@ -61,7 +62,7 @@ def save_state(tree: dict, path: Path) -> None:
     """Write ``tree`` atomically to ``path`` (safetensors + JSON skeleton in its metadata)."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = flatten(tree, tensors)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     save_file(tensors, str(tmp), metadata={"kdci_state": json.dumps(skeleton)})
     os.replace(tmp, path)
 

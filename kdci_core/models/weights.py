@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from ..common.errors import InputError
+from ..common.jsonio import temp_path
 
 MAX_CHECKPOINT_BYTES = 2 * 2**30
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "student", "teacher")
@@ -113,7 +114,7 @@ def save_checkpoint(model_or_state: nn.Module | dict, path, metadata: dict | Non
     path.parent.mkdir(parents=True, exist_ok=True)
     sd = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
     sd = {k: v.detach().cpu().contiguous() for k, v in sd.items()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     if path.suffix == ".safetensors":
         meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
         save_file(sd, str(tmp), metadata=meta)

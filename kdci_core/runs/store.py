@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from ..common.errors import InputError
-from ..common.jsonio import atomic_write_json, atomic_write_text, json_default, read_json
+from ..common.jsonio import atomic_write_json, atomic_write_text, json_default, read_json, temp_path
 from ..common.paths import kdci_home
 from .index import RunIndex
 from .status import ACTIVE, QUEUED, RUNNING, STATUSES
@@ -112,7 +112,7 @@ class Run:
 
     def heartbeat(self) -> None:
         """The worker is alive (a timestamp in its own file: no race with status writes)."""
-        tmp = self.root / f".heartbeat.{os.getpid()}.tmp"
+        tmp = temp_path(self.root / "heartbeat")
         tmp.write_text(f"{time.time():.3f}")
         os.replace(tmp, self.root / "heartbeat")
 

@@ -70,3 +70,30 @@ def test_reconcile_repairs_an_index_row_that_lags_its_folder(tmp_path):
     assert store.rows()[0]["status"] == "running"
     assert reconcile(store) == []  # nothing died
     assert store.rows()[0]["status"] == "finished"
+
+
+def test_threads_of_one_process_write_the_same_file_at_once(tmp_path):
+    """A worker's heartbeat thread and its main thread (waiting for a slot) both beat: the
+    temporary file of an atomic write is per thread, so neither rename loses the other's file."""
+    import threading
+
+    run = RunStore(tmp_path).create({"method": "deepinv"})
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def beat():
+        start.wait()
+        try:
+            for _ in range(300):
+                run.heartbeat()
+                run.set_status("queued")
+        except BaseException as exc:  # noqa: BLE001 (collected, asserted below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=beat) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and run.last_heartbeat() is not None
+    assert not list(run.root.glob(".*.tmp"))
