@@ -14,6 +14,8 @@ from ..common.errors import InputError
 from .weights import save_checkpoint
 
 FORMATS = ("safetensors", "torchscript", "onnx")
+#: weights up to this size are kept inside the .onnx file (protobuf's limit is 2 GiB)
+ONNX_INLINE_LIMIT = 1.5 * 2**30
 SUFFIXES = {"safetensors": (".safetensors",), "torchscript": (".pt", ".ts", ".torchscript"), "onnx": (".onnx",)}
 
 
@@ -37,9 +39,13 @@ def export_model(model: nn.Module, fmt: str, out: Path | str, example: torch.Ten
             traced = torch.jit.trace(Logits(model), example)
         traced.save(str(out))
         return out
+    # one self-contained file (a download or a copy carries it all): ONNX keeps weights inside
+    # up to protobuf's 2 GiB, beyond which they must go to a ``.data`` file beside it
+    weight_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(Logits(model), (example,), str(out), dynamo=True, verbose=False,
+                          external_data=weight_bytes >= ONNX_INLINE_LIMIT,
                           input_names=["images"], output_names=["logits"],
                           dynamic_shapes=({0: torch.export.Dim("batch")},))
     return out
