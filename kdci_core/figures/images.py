@@ -8,12 +8,15 @@ width, 8 px cells with 9 px captions on top of them could not be read.
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from PIL import Image
 
 from ..data import DatasetInfo
 from .style import LAYOUT, empty_figure
@@ -53,6 +56,13 @@ def mosaic(images: torch.Tensor, info: DatasetInfo, columns: int, gap: int = 1, 
     return (canvas * 255).round().astype(np.uint8)
 
 
+def png_data_uri(pic: np.ndarray) -> str:
+    """An H x W x 3 uint8 picture as a ``data:image/png;base64`` URI (``go.Image(source=...)``)."""
+    buf = io.BytesIO()
+    Image.fromarray(pic).save(buf, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def short_caption(text: str, width_px: int) -> str:
     """``text`` cut to what fits ``width_px`` at the caption font (about 0.6 em a character)."""
     fits = max(3, int(width_px / (0.6 * CAPTION_FONT)))
@@ -72,14 +82,18 @@ def image_grid(images: torch.Tensor, info: DatasetInfo, *, captions: Sequence[st
     gap = 2 if scale > 1 else 1
     band = CAPTION_BAND if captions is not None else gap
     pic = mosaic(images, info, columns, gap, scale=scale, row_gap=band)
-    fig = go.Figure(go.Image(z=pic, hoverinfo="skip"))
+    # the picture travels as one PNG (a few KB), not as a nested list of every pixel (MBs)
+    fig = go.Figure(go.Image(source=png_data_uri(pic), hoverinfo="skip"))
     cell_h, cell_w = images.shape[2] * scale, images.shape[3] * scale
-    if captions is not None:
+    if captions is not None:  # one layout update: add_annotation per caption costs seconds
+        notes = []
         for i, text in enumerate(list(captions)[:len(images)]):
             r, c = divmod(i, columns)
-            fig.add_annotation(x=c * (cell_w + gap) + cell_w / 2, y=r * (cell_h + band) + cell_h,
-                               text=short_caption(text, cell_w + gap), showarrow=False,
-                               xanchor="center", yanchor="top", font=dict(size=CAPTION_FONT, color="#222"))
+            notes.append(dict(x=c * (cell_w + gap) + cell_w / 2, y=r * (cell_h + band) + cell_h,
+                              text=short_caption(text, cell_w + gap), showarrow=False,
+                              xanchor="center", yanchor="top",
+                              font=dict(size=CAPTION_FONT, color="#222")))
+        fig.update_layout(annotations=notes)
     margin = {**_MARGIN, "t": _MARGIN["t"] + 18 * title.count("<br>")}  # room for each title line
     fig.update_layout(**{**LAYOUT, "margin": margin}, title=dict(text=title, font=dict(size=14)),
                       width=pic.shape[1] + margin["l"] + margin["r"],

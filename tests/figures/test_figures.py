@@ -3,10 +3,14 @@ values), on small hand-made inputs."""
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
+from PIL import Image as PILImage
 
 from kdci_core.data import load_dataset
 from kdci_core.diagnostics.fid import FIDResult
@@ -36,12 +40,21 @@ def test_mosaic_tiles_images(digits):
     assert (pic[8, :, :] == 255).all()  # the white gap between rows
 
 
+def _picture(fig) -> np.ndarray:
+    """The pixels of an image grid (sent as a PNG data URI)."""
+    head, data = fig.data[0].source.split(",", 1)
+    assert head == "data:image/png;base64"
+    return np.asarray(PILImage.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+
+
 def test_image_grid(digits):
     fig = image_grid(digits.test.images[:20], digits.info, captions=["x"] * 20, columns=10)
     assert isinstance(fig, go.Figure) and [t.type for t in fig.data] == ["image"]
     assert len(fig.layout.annotations) == 20
     big = image_grid(digits.test.images[:200], digits.info, max_images=128)
-    assert big.data[0].z.shape[0] == 8 * (56 + 2) - 2  # 128 images in rows of 16, 8 px -> 56 px
+    assert _picture(big).shape[0] == 8 * (56 + 2) - 2  # 128 images in rows of 16, 8 px -> 56 px
+    # the picture travels as one PNG: what the browser downloads stays small
+    assert len(big.to_json()) < 200_000
 
 
 def test_small_images_are_enlarged_nearest_neighbour_with_legible_captions(digits):
@@ -51,7 +64,7 @@ def test_small_images_are_enlarged_nearest_neighbour_with_legible_captions(digit
     imgs = digits.test.images[:3]
     names = ["zero", "a very long class name", "2"]
     fig = image_grid(imgs, digits.info, captions=names, columns=3)
-    pic = fig.data[0].z
+    pic = _picture(fig)
     assert pic.shape == (56 + CAPTION_BAND, 3 * 56 + 2 * 2, 3)
     raw = mosaic(imgs[:1], digits.info, columns=1)
     np.testing.assert_array_equal(pic[:56, :56], np.kron(raw, np.ones((7, 7, 1), dtype=np.uint8)))
@@ -136,4 +149,4 @@ def test_image_grid_handles_rgb():
     from kdci_core.data import DatasetInfo
     info = DatasetInfo("rgb", 2, 3, 4, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), ("a", "b"))
     fig = image_grid(torch.zeros(3, 3, 4, 4), info)
-    assert fig.data[0].z.shape == (56, 3 * 56 + 2 * 2, 3)  # 4 px images, 14 times larger
+    assert _picture(fig).shape == (56, 3 * 56 + 2 * 2, 3)  # 4 px images, 14 times larger
