@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from app.shared import page_message as shared_page_message
 from app.shared import remember, remembered
 from kdci_core.common.device import resolve_device
 from kdci_core.common.errors import InputError
@@ -32,12 +33,13 @@ LABELS = {"--k": "K values", "--lr": "Learning rate", "--weight-decay": "Weight 
           "--wild-data": "Wild data", "--dictionary-source-arch": "Dictionary source architecture",
           "--dictionary-source": "Dictionary source", "--ablation": "Ablation", "--device": "Device",
           "--attn-init-gain": "Attention init gain", "--correction": "Shift correction",
-          "--preset": "Preset", "--augment": "Augmentation", "--fusion": "Fusion"}
+          "--preset": "Preset", "--augment": "Augmentation", "--fusion": "Fusion",
+          "--kdci": "KDCI on/off", "--log-every": "Log every N steps"}
 #: the form's fields kept between visits (their session keys)
 KEPT = ("runs_methods", "runs_on", "runs_off", "runs_preset", "runs_seeds", "runs_epochs", "runs_steps",
         "runs_student", "runs_batch", "runs_lr", "runs_wd", "runs_tau", "runs_ks", "runs_ablation",
         "runs_fusion", "runs_attn_dim", "runs_attn_input", "runs_gain", "runs_kdci_wd", "runs_pca",
-        "runs_correction", "runs_augment", "runs_wild", "runs_dict_src", "runs_dict_arch")
+        "runs_correction", "runs_augment", "runs_wild", "runs_dict_src", "runs_dict_arch", "runs_log_every")
 
 
 def _d(key: str, default):
@@ -47,10 +49,9 @@ def _d(key: str, default):
 
 
 def page_message(message: str) -> str:
-    """An engine message with its command-line flags replaced by the form's field names."""
-    for flag in sorted(LABELS, key=len, reverse=True):
-        message = message.replace(flag, f"'{LABELS[flag]}'")
-    return message
+    """An engine message with its command-line flags (whole flags: ``--k`` is not the start of
+    ``--kdci``) replaced by the form's field names."""
+    return shared_page_message(message, {flag: f"'{label}'" for flag, label in LABELS.items()})
 
 
 def prefill_k(k: int, method: str | None = None) -> None:
@@ -147,10 +148,12 @@ def form(cfg: DistillConfig) -> list[DistillConfig] | None:
     student = c5.selectbox("Student", students, index=_d("runs_student", students.index("lenet5_half")),
                            key="runs_student")
     c1, c2, c3, c4 = st.columns(4)
-    lr = c1.number_input("Learning rate", 0.0, 10.0, _d("runs_lr", 0.0), format="%.4f", key="runs_lr",
-                         help="0: the preset's (quick 0.01; paper the method's reference)")
+    lr = c1.number_input("Learning rate", 0.0, 10.0, _d("runs_lr", None), format="%.4g", key="runs_lr",
+                         placeholder="the preset's", help="empty or 0: the preset's (quick 0.01; paper "
+                         "the method's reference)")
     wd = c2.text_input("Weight decay", _d("runs_wd", ""), key="runs_wd", placeholder="the method's reference")
-    tau = c3.number_input("KD temperature", 0.0, 100.0, _d("runs_tau", 0.0), key="runs_tau", help="0: the method's")
+    tau = c3.number_input("KD temperature", 0.0, 100.0, _d("runs_tau", None), key="runs_tau",
+                          placeholder="the method's", help="empty or 0: the method's reference")
     ks_text = c4.text_input("K values", _d("runs_ks", ""), key="runs_ks", placeholder="the method's; e.g. 8, 32 or auto",
                             help="a comma-separated list sweeps K (KDCI-on runs); auto: the K curve's "
                                  "recommendation on the run's own data")
@@ -176,6 +179,11 @@ def form(cfg: DistillConfig) -> list[DistillConfig] | None:
         dict_src = c3.text_input("Dictionary source", _d("runs_dict_src", ""), key="runs_dict_src",
                                  placeholder="the teacher")
         dict_arch = c4.text_input("Dictionary source architecture", _d("runs_dict_arch", ""), key="runs_dict_arch")
+        c1, _, _, _ = st.columns(4)
+        log_every = int(c1.number_input("Log every N steps", 0, 1_000_000, _d("runs_log_every", 10),
+                                        key="runs_log_every",
+                                        help="the loss curves' resolution (0: per epoch only); accuracy "
+                                             "is measured once per epoch either way"))
     params = {}
     if methods:
         with st.expander("Method hyperparameters (defaults and their sources; edit the value column)"):
@@ -194,7 +202,7 @@ def form(cfg: DistillConfig) -> list[DistillConfig] | None:
                        pca_dim=pca or None, correction=correction,
                        augment=None if augment == "dataset's" else augment, wild_data=wild.strip() or None,
                        dictionary_source=dict_src.strip() or None,
-                       dictionary_source_arch=dict_arch.strip() or None)
+                       dictionary_source_arch=dict_arch.strip() or None, log_every=log_every)
         cfgs = configs(base, methods, settings, ks, range(seeds), params)
         for c in cfgs:
             c.validate()

@@ -4,8 +4,10 @@ refresh, tags and notes, and the table grouped by method x setting.
 Why a data editor with a "select" column rather than the dataframe's own row selection: the
 dataframe's selection belongs to its data, so every refresh that changes a cell (a step counter,
 an ETA) cleared it, and with it the Cancel and Resume buttons (a click was lost that way). Here
-the selection is ours: kept in the session and in the address bar (``?sel=ID,ID``), drawn into
-the table at every refresh, and changed only by the user's ticks.
+the selection is ours: kept in the session and in the run store's dashboard state (like the
+teacher and the device, so a browser refresh, a new tab or a server restart finds it), drawn
+into the table at every refresh, and changed only by the user's ticks. Not in the address bar:
+address-bar changes made during a fragment's refresh were seen not to reach the browser.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.shared import remember, remembered
 from kdci_core.common.errors import InputError
 from kdci_core.runs import STATUSES, RunStore
 from kdci_core.runs.table import format_seconds, groups, table_rows
@@ -20,24 +23,20 @@ from kdci_core.runs.table import format_seconds, groups, table_rows
 PICKED = "runs_picked"
 EDITOR = "runs_table"
 SHOWN = "runs_table_shown"  # the run ids of the rows as drawn, to map the editor's row numbers
-SEL_PARAM = "sel"
 
 
 def picked() -> list[str]:
-    """The selected run ids: this session's, else the address bar's (a refreshed browser)."""
+    """The selected run ids: this session's, else the ones this dashboard kept (a refreshed
+    browser, a new tab, a restarted server)."""
     if PICKED not in st.session_state:
-        link = st.query_params.get(SEL_PARAM, "")
-        st.session_state[PICKED] = [i for i in link.split(",") if i]
+        st.session_state[PICKED] = list(remembered(PICKED) or [])
     return list(st.session_state[PICKED])
 
 
 def set_picked(ids: list[str]) -> None:
     ids = list(dict.fromkeys(ids))
     st.session_state[PICKED] = ids
-    if ids:
-        st.query_params[SEL_PARAM] = ",".join(ids)
-    else:
-        st.query_params.pop(SEL_PARAM, None)
+    remember(PICKED, ids)
 
 
 def apply_edits(current: list[str], shown: list[str], edited_rows: dict, store: RunStore) -> list[str]:
@@ -70,12 +69,13 @@ def frame(rows: list[dict], chosen: list[str]) -> pd.DataFrame:
     """The table as drawn (text columns for what mixes numbers and blanks)."""
     return pd.DataFrame([{
         "select": r["run"] in chosen, "run": r["run"], "status": r["status"],
-        "queue": f"#{r['queue']}" if r["queue"] else "", "method": r["method"], "setting": r["setting"],
-        "seed": r["seed"], "K": r["K"], "teacher": r["teacher"], "lr": r["lr"],
-        "epoch": f"{r['epoch']}/{r['epochs']}",
+        "queue": f"#{r['queue']}" if r["queue"] else "",
+        # progress and result first: what a user watches, visible without scrolling sideways
         "step": f"{r['step']}/{r['total_steps']}" if r["total_steps"] else str(r["step"]),
-        "accuracy %": r["accuracy"], "duration": format_seconds(r["duration_s"]),
-        "ETA": format_seconds(r["eta_s"]), "tags": ", ".join(r["tags"]), "notes": r["notes"],
+        "epoch": f"{r['epoch']}/{r['epochs']}", "accuracy %": r["accuracy"],
+        "ETA": format_seconds(r["eta_s"]), "method": r["method"], "setting": r["setting"],
+        "seed": r["seed"], "K": r["K"], "teacher": r["teacher"], "lr": r["lr"],
+        "duration": format_seconds(r["duration_s"]), "tags": ", ".join(r["tags"]), "notes": r["notes"],
         "dataset": r["dataset"], "backend": r["backend"],
         "created": pd.to_datetime(r["created_at"], unit="s") if r["created_at"] else None,
         "error": r["error"]} for r in rows])
@@ -116,13 +116,15 @@ def show(store: RunStore) -> list[str]:
                        "select": st.column_config.CheckboxColumn("✓", help="select for cancel, resume, "
                                                                  "delete and the curves below", width="small",
                                                                  pinned=True),
-                       "run": st.column_config.TextColumn(width="large", pinned=True),
+                       "run": st.column_config.TextColumn(width=270, pinned=True),  # a whole id, no more
                        "accuracy %": st.column_config.NumberColumn(format="%.2f"),
                        "lr": st.column_config.NumberColumn(format="%.4g"),
                        "tags": st.column_config.TextColumn(help="comma-separated; edit to tag the run"),
                        "notes": st.column_config.TextColumn(help="free text; edit to annotate the run")})
-    c1, c2, _ = st.columns([1, 1, 4])
+    c1, c2, c3 = st.columns([1, 1, 4], vertical_alignment="center")
     c1.button("Select all shown", key="runs_select_all", disabled=not shown,
               on_click=lambda: set_picked(chosen + [r["run"] for r in shown]))
     c2.button("Clear selection", key="runs_select_none", disabled=not chosen, on_click=lambda: set_picked([]))
+    hidden = len(set(chosen) - {r["run"] for r in shown})
+    c3.caption(f"{len(chosen)} selected" + (f" ({hidden} hidden by the filters)" if hidden else ""))
     return chosen

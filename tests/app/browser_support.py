@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -32,11 +33,14 @@ def serve(kdci_home):
     """A `streamlit run app/main.py` server process of its own; yields its URL and always stops
     it, also when the test fails inside."""
     port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    # the server's output goes to a file: a pipe nobody reads fills up and stalls the server
+    log = open(ARTIFACTS / f"streamlit-{port}.log", "wb")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
          "--server.headless", "true", "--server.address", "127.0.0.1"],
         cwd=REPO, env={**os.environ, "KDCI_HOME": str(kdci_home)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -47,7 +51,9 @@ def serve(kdci_home):
             time.sleep(0.5)
     else:
         proc.kill()
-        pytest.fail("streamlit server did not become healthy in 90 s:\n" + proc.stdout.read().decode()[-2000:])
+        log.close()
+        pytest.fail("streamlit server did not become healthy in 90 s:\n"
+                    + Path(log.name).read_text(errors="replace")[-2000:])
     try:
         yield url
     finally:
@@ -56,6 +62,7 @@ def serve(kdci_home):
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 def upload(page, server, path):
@@ -68,3 +75,10 @@ def open_page(page, server, title):
     """Go to a page through the sidebar's navigation link (keeps the session's teacher choice)."""
     page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
     page.get_by_role("heading", name=title).wait_for(timeout=60_000)
+
+
+def wait_plots(page, n: int, timeout: int = 60_000) -> int:
+    """Wait until the page shows at least ``n`` plotly charts (a state, not a delay); their count."""
+    page.wait_for_function("n => document.querySelectorAll('.js-plotly-plot').length >= n",
+                           arg=n, timeout=timeout)
+    return page.locator(".js-plotly-plot").count()

@@ -12,6 +12,7 @@ from tests.app.browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.app.browser_support import open_page as _open_page
 from tests.app.browser_support import serve as _serve
 from tests.app.browser_support import upload as _upload
+from tests.app.browser_support import wait_plots as _wait_plots
 from tests.helpers import FASHION
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -65,7 +66,7 @@ def test_teacher_page_builtin(server, page):
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "teacher-builtin.png"), full_page=True)
     assert page.locator("[data-testid='stException']").count() == 0
-    assert page.locator(".js-plotly-plot").count() >= 2  # per-class bars + confusion matrix
+    assert _wait_plots(page, 2) >= 2  # per-class bars + confusion matrix
     # a reload keeps working (the teacher is cached on disk)
     page.reload()
     page.get_by_text("Test accuracy").wait_for(timeout=60_000)
@@ -108,17 +109,15 @@ def _diagnose_in_browser(page, server, tag):
     page.get_by_role("button", name="Generate substitution data").click()
     page.get_by_text("FID vs test split").first.wait_for(timeout=240_000)
     page.get_by_text("FID extractor").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(1500)
+    assert _wait_plots(page, 3) >= 3  # grid, proportions, rounds
     page.screenshot(path=str(ARTIFACTS / f"substitution-{tag}.png"), full_page=True)
     assert page.locator("[data-testid='stException']").count() == 0
-    assert page.locator(".js-plotly-plot").count() >= 3  # grid, proportions, rounds
 
     _open_page(page, server, "Confounder dictionary")
     page.get_by_text("Recommended K =").first.wait_for(timeout=240_000)
-    page.wait_for_timeout(1500)
+    assert _wait_plots(page, 3) >= 3  # projection, P(z), K curve
     page.screenshot(path=str(ARTIFACTS / f"dictionary-{tag}.png"), full_page=True)
     assert page.locator("[data-testid='stException']").count() == 0
-    assert page.locator(".js-plotly-plot").count() >= 3  # projection, P(z), K curve
 
 
 def test_diagnostic_pages_builtin(server, page):
@@ -217,6 +216,6 @@ def test_runs_live_refresh_compare_and_report(server, page, kdci_home, tmp_path)
     offline = page.context.browser.new_page()
     offline.goto(report.as_uri())
     offline.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-    assert offline.locator(".js-plotly-plot").count() >= 3
+    assert _wait_plots(offline, 3) >= 3
     offline.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
     offline.close()

@@ -26,6 +26,9 @@ def _metric(at, label):
 
 @pytest.fixture(scope="module")
 def substitution_page(builtin):
+    from app.shared import remember
+
+    remember("teacher", None)  # the dashboard remembers its last teacher: an earlier test's upload
     at = _page("../pages/substitution.py")
     assert [t.value for t in at.title] == ["Substitution data"]
     at.number_input(key="sub_rounds").set_value(2)

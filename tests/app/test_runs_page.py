@@ -127,7 +127,7 @@ def _frame(at, columns):
 
 
 def test_selection_survives_refreshes_and_drives_the_actions(tmp_path, monkeypatch):
-    """A selection from the address bar (?sel=, a refreshed browser) is drawn into the table,
+    """A selection kept by an earlier session (a refreshed browser) is drawn into the table,
     holds across reruns, and Cancel acts on it in one click; tags typed in the table are kept."""
     from app.run_table import apply_edits
 
@@ -137,10 +137,13 @@ def test_selection_survives_refreshes_and_drives_the_actions(tmp_path, monkeypat
            "teacher": "builtin", "dataset": "digits", "lr": 0.01}
     waiting = store.create(cfg)  # queued, no worker yet
     other = store.create({**cfg, "seed": 1})
+    from app.run_table import PICKED
+    from app.shared import remember
+
+    remember(PICKED, [waiting.run_id])  # what an earlier session selected
     at = AppTest.from_file(MAIN, default_timeout=120)
     at.run()
     at.switch_page("../pages/runs.py")
-    at.query_params["sel"] = waiting.run_id
     at.run()
     assert not at.exception, at.exception
     table = next(d.value for d in at.get("arrow_data_frame") if "select" in d.value.columns)
