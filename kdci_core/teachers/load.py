@@ -1,19 +1,14 @@
 """Validated loading of a teacher (or any classifier) checkpoint into a frozen model.
 
 Validation names exactly what mismatched (architecture, class count, input channels) and, when
-the keys belong to another registered architecture, says which one it looks like. A file the
-weights-only loader rejects is told apart: bytes that are no checkpoint at all (a corrupt or
-foreign file) from a real pickle that asks to import code (refused, never unpickled).
+the keys belong to another registered architecture, says which one it looks like. Reading the
+file (and telling a corrupt file from a pickle that asks to run code) is ``models.weights``'.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import pickletools
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -115,79 +110,10 @@ def freeze(model: nn.Module) -> nn.Module:
     return model
 
 
-#: bytes of a pickle read to tell a corrupt file from a real one (the pickles of torch.save's
-#: formats are small: the tensors' bytes are elsewhere)
-SCAN_BYTES = 16 << 20
-
-
-def _scan_pickles(blob: bytes, whole: bool, count: int) -> str | None:
-    """Why ``blob`` is not a sequence of up to ``count`` pickle streams (None: it parses, or our
-    window ends inside one). Decodes opcodes only (``pickletools``): nothing is unpickled."""
-    f = io.BytesIO(blob)
-    for _ in range(count):
-        if f.tell() == len(blob):
-            return None
-        try:
-            for _op, _arg, _pos in pickletools.genops(f):
-                pass
-        except ValueError as exc:
-            text = str(exc)
-            truncated = any(w in text for w in ("remain", "not enough data", "exhausted", "no newline"))
-            if truncated and not whole:
-                return None  # our window ended, not the file
-            return text[:120]
-    return None
-
-
-def not_a_checkpoint(path) -> str | None:
-    """Why the file at ``path`` cannot be a PyTorch checkpoint at all (None when it may be one:
-    a zip archive or pickle stream that parses). Reads only bytes and opcodes."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            blob = f.read(SCAN_BYTES + 1)
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as z:
-                pkl = [n for n in z.namelist() if n.endswith("data.pkl")]
-                if not pkl:
-                    return "a zip archive without the data.pkl of torch.save's format"
-                with z.open(pkl[0]) as member:
-                    inner = member.read(SCAN_BYTES + 1)
-            why = _scan_pickles(inner[:SCAN_BYTES], len(inner) <= SCAN_BYTES, 1)
-            return None if why is None else f"a zip archive whose data.pkl is no pickle stream ({why})"
-    except (OSError, zipfile.BadZipFile, RuntimeError, EOFError) as exc:  # zlib errors: RuntimeError
-        return f"an unreadable file or archive ({type(exc).__name__}: {str(exc)[:120]})"
-    whole = len(blob) <= SCAN_BYTES
-    if blob.startswith(b"PK\x03\x04"):
-        return "a damaged or truncated zip archive (torch.save's format): no central directory"
-    # legacy torch.save: magic number, protocol, system info, then the object: four pickles
-    why = _scan_pickles(blob[:SCAN_BYTES], whole, 4)
-    if why is None:
-        return None
-    return (f"neither a zip archive (torch.save) nor a pickle stream (legacy torch.save): {why}; "
-            f"it starts with bytes {blob[:8].hex(' ') or '(none)'}")
-
-
-def read_teacher_checkpoint(path) -> tuple[dict, dict, str]:
-    """``read_checkpoint``, with a rejected file named for what it is: not a checkpoint at all,
-    or a pickle that asks to run code (refused either way; ``torch.load(weights_only=True)``
-    is the only unpickling)."""
-    try:
-        return read_checkpoint(path)
-    except InputError:
-        if Path(path).suffix != ".safetensors" and Path(path).is_file():
-            why = not_a_checkpoint(path)
-            if why is not None:
-                raise InputError(f"checkpoint {path}: not a PyTorch/safetensors checkpoint: {why}. "
-                                 "Expected .safetensors, a torch.save state dict (.pt/.pth) or "
-                                 "TorchScript") from None
-        raise
-
-
 def load_teacher(path, arch: str, *, num_classes: int | None = None, in_channels: int | None = None,
                  device: torch.device | str = "cpu") -> TeacherBundle:
     """Load and validate a teacher file (.safetensors, .pt/.pth state dict, TorchScript)."""
-    state_dict, meta, fmt = read_teacher_checkpoint(path)
+    state_dict, meta, fmt = read_checkpoint(path)
     model = build_validated(state_dict, arch, num_classes=num_classes, in_channels=in_channels,
                             source=f"checkpoint {path}")
     return TeacherBundle(model=freeze(model.to(device)), arch=arch, num_classes=model.num_classes,

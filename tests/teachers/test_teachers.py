@@ -84,9 +84,10 @@ def test_random_bytes_are_not_a_checkpoint_rather_than_code(tmp_path, content, s
     """Bytes that are no checkpoint at all are named so, not as a file that asks to run code."""
     path = tmp_path / f"junk{suffix}"
     path.write_bytes(content)
-    with pytest.raises(InputError, match="not a PyTorch/safetensors checkpoint") as err:
-        load_teacher(path, "lenet5")
-    assert "asks to import" not in str(err.value) and str(path) in str(err.value)
+    for read in (lambda: load_teacher(path, "lenet5"), lambda: read_checkpoint(path)):  # every reader
+        with pytest.raises(InputError, match="not a PyTorch/safetensors checkpoint") as err:
+            read()
+        assert "asks to import" not in str(err.value) and str(path) in str(err.value)
 
 
 def test_truncated_torch_zip_is_not_a_checkpoint(tmp_path, lenet):
