@@ -21,8 +21,8 @@ import streamlit as st
 from app.shared import device, progress_bar, show_error
 from kdci_core.common.errors import InputError
 from kdci_core.figures.runs import curves_figure, gain_figure, short_id
-from kdci_core.reports import (accuracy_columns, accuracy_table, compare_runs, export_report, gain_table,
-                               pairs_table, student_comparison, telemetry_table)
+from kdci_core.reports import (accuracy_columns, accuracy_table, compare_runs, config_tables, export_report,
+                               gain_table, pairs_table, student_comparison, telemetry_table)
 from kdci_core.reports.compare import UNPAIRED_FIELDS
 from kdci_core.runs import RunStore
 
@@ -141,6 +141,17 @@ def show_telemetry(comp) -> None:
             st.warning(f"KDCI is inert in {r['setting']} ({r['run']}): {r['inert']}", icon=":material/warning:")
 
 
+def show_configs(comp) -> None:
+    """Every compared run's settings: what they share, what tells them apart, and the command
+    that makes each again (the report carries the same tables)."""
+    shared, per_run = config_tables(comp)
+    with st.expander(f"Run configurations: {len(shared)} settings shared, "
+                     f"{max(0, len(per_run[0]) - 3) if per_run else 0} differ"):
+        st.dataframe(per_run, hide_index=True, column_config={
+            "command": st.column_config.TextColumn(help="python -m kdci_core distill ...: the run again")})
+        st.dataframe(shared, hide_index=True)
+
+
 @st.fragment
 def show_curves(store: RunStore, comp) -> None:
     st.subheader("Training curves")
@@ -236,6 +247,7 @@ def render() -> None:
     dev = str(device())
     show_accuracy(comp)
     show_telemetry(comp)
+    show_configs(comp)
     show_curves(store, comp)
     show_students(store, comp, dev)
     show_report(store, selected, dev, field)

@@ -35,7 +35,7 @@ class DistillConfig:
     method: str = "deepinv"
     kdci: bool = True
     preset: str = "quick"                 # fills every field below left at None (presets.py)
-    k: int | str | None = None           # None: the method's default (KDCI.md); "auto": the K curve's
+    k: int | str | None = None           # None: the method's default (paper 4.3); "auto": the K curve's
     ablation: str = "none"
     dictionary_source: str | None = None  # None: the teacher
     dictionary_source_arch: str | None = None
@@ -142,3 +142,32 @@ class DistillConfig:
             raise InputError(f"run config: unknown field(s) {', '.join(unknown)}; expected some of "
                              f"{', '.join(sorted(known))}")
         return cls(**d)
+
+
+#: DistillConfig fields given as ``--<field-with-dashes> VALUE`` on ``kdci distill``
+_VALUE_FLAGS = ("teacher", "teacher_arch", "student", "dataset", "data_root", "method", "preset", "k",
+                "ablation", "dictionary_source", "dictionary_source_arch", "wild_data", "epochs",
+                "steps_per_epoch", "batch_size", "lr", "weight_decay", "kdci_weight_decay", "augment",
+                "tau", "attn_dim", "attn_input", "attn_init_gain", "fusion", "correction", "pca_dim",
+                "seed", "device", "log_every")
+
+
+def command_line(config: dict) -> list[str]:
+    """The ``python -m kdci_core distill`` arguments that make ``config`` again (a stored run's:
+    every value explicit, so a later change of a preset's defaults does not change the run)."""
+    import json
+
+    cfg = DistillConfig.from_dict({k: v for k, v in config.items() if k in _FIELD_NAMES}).to_dict()
+    argv = ["python", "-m", "kdci_core", "distill"]
+    for name in _VALUE_FLAGS:
+        if cfg[name] is not None:
+            argv += [f"--{name.replace('_', '-')}", str(cfg[name])]
+    argv += ["--kdci", "on" if cfg["kdci"] else "off"]
+    if not cfg["amp"]:
+        argv.append("--no-amp")
+    for key, value in sorted(cfg["method_params"].items()):
+        argv += ["--param", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
+    return argv
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(DistillConfig))

@@ -16,9 +16,10 @@ from ..figures.runs import curves_figure, gain_figure
 from ..runs import RunStore
 from .compare import Comparison, compare_runs, md_table
 from .students import StudentComparison, student_comparison
-from .tables import accuracy_columns, accuracy_table, gain_table, pairs_table, telemetry_table
+from .tables import accuracy_columns, accuracy_table, config_tables, gain_table, pairs_table, telemetry_table
 
 FORMATS = ("html", "json", "md")
+CONFIG_TITLE = "Run configurations (to reproduce every run)"
 
 _CSS = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
         "margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f4}"
@@ -85,7 +86,9 @@ def export_report(store: RunStore, run_ids: Sequence[str], out: Path | str, *,
         if fmt == "json":
             stages.start("report: writing the JSON")
             path.write_text(json.dumps({**meta, "comparison": comp.to_dict(),
-                                        "students": students.to_dict() if students else None}, indent=2))
+                                        "configs": {r.run_id: r.config for r in comp.runs},
+                                        "students": students.to_dict() if students else None},
+                                       indent=2, default=str))
         elif fmt == "md":
             stages.start("report: writing the Markdown")
             path.write_text(_markdown(comp, meta, students))
@@ -111,6 +114,10 @@ def _markdown(comp: Comparison, meta: dict, students: StudentComparison | None) 
                  f"- broken (wrong with KDCI, right without): {s['broken']}\n\n"
                  + md_table([{"class": c, "delta (points)": f"{d:+.2f}"} for c, d in s["per_class_delta"].items()])
                  + "\n")
+    shared, per_run = config_tables(comp)
+    text += (f"\n## {CONFIG_TITLE}\n\nShared by every run:\n\n" + md_table(shared)
+             + "\n\nPer run (the fields in which runs differ, and the command that makes the run again):\n\n"
+             + md_table(per_run) + "\n")
     return text
 
 
@@ -145,6 +152,10 @@ def _html(store: RunStore, comp: Comparison, meta: dict, students: StudentCompar
         body += [fig_html(f, f"students, {name.replace('_', ' ')}") for name, f in students.figures().items()]
     elif planned_students:
         stages.skip(STUDENT_FIGURES)
+    shared, per_run = config_tables(comp)
+    body += [f"<h2>{CONFIG_TITLE}</h2>", "<p>Shared by every run:</p>", _html_table(shared),
+             "<p>Per run: the fields in which runs differ, and the command that makes the run again.</p>",
+             _html_table(per_run)]
     if comp.notes:
         body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in comp.notes) + "</ul>")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>KDCI comparison report</title>'

@@ -80,3 +80,27 @@ def telemetry_table(comparison) -> list[dict]:
         row["inert"] = tel.get("inert_reason") or "no"
         rows.append(row)
     return rows
+
+
+#: config fields that never tell runs apart in a reader's eyes (shown once, or not at all)
+_CONFIG_HIDDEN = ("teacher_sha256",)
+
+
+def config_tables(comparison) -> tuple[list[dict], list[dict]]:
+    """What reproduces every compared run: the settings all of them share (field, value), and one
+    row per run with the fields in which runs differ, the teacher's hash and the command line."""
+    import shlex
+
+    from ..distill.config import command_line
+
+    configs = {r.run_id: r.config for r in comparison.runs}
+    names = sorted({k for c in configs.values() for k in c if k not in _CONFIG_HIDDEN})
+    shown = lambda v: "" if v is None else (", ".join(f"{k}={x}" for k, x in sorted(v.items())) or "{}"  # noqa: E731
+                                            if isinstance(v, dict) else str(v))
+    differ = [n for n in names if len({shown(c.get(n)) for c in configs.values()}) > 1]
+    shared = [{"field": n, "value": shown(next(iter(configs.values())).get(n))}
+              for n in names if n not in differ]
+    per_run = [{"run": run_id, **{n: shown(c.get(n)) for n in differ},
+                "teacher sha256": (c.get("teacher_sha256") or "")[:12],
+                "command": shlex.join(command_line(c))} for run_id, c in configs.items()]
+    return shared, per_run

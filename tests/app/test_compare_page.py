@@ -41,7 +41,12 @@ def test_default_selection_and_tables(home):
     assert not at.error, at.error
     assert set(at.multiselect(key="cmp_runs").value) == set(ids.values())
     tables = at.dataframe
-    assert len(tables) == 4  # final accuracy, gain, pairs, KDCI telemetry
+    assert len(tables) == 6  # final accuracy, gain, pairs, KDCI telemetry, configs per run, shared
+    per_run, shared = tables[4].value, tables[5].value
+    assert set(per_run["run"]) == set(ids.values()) and {"kdci", "seed", "command"} <= set(per_run.columns)
+    assert all(c.startswith("python -m kdci_core distill ") for c in per_run["command"])
+    assert "method" in set(shared["field"]) and "kdci" not in set(shared["field"])
+    assert any(e.label.startswith("Run configurations: ") and e.label.endswith(" differ") for e in at.expander)
     telemetry = tables[3].value
     assert len(telemetry) == 2 and set(telemetry["run"]) == {ids[(True, 0)], ids[(True, 1)]}
     assert "compensation / logit spread" in telemetry.columns

@@ -240,8 +240,34 @@ def test_export_report_is_self_contained(runs, tmp_path):
     assert "| method | KDCI | seeds | accuracy (%) | runs |" in md
     on = comp.groups[0]
     assert f"| deepinv | on | 2 | {on.mean:.2f} ± {on.std:.2f} |" in md
+    # every run's config, and the command that makes it again (parsed back: the same config)
+    assert "Run configurations (to reproduce every run)" in page and "Run configurations" in md
+    assert set(data["configs"]) == set(ids.values())
+    for run_id in ids.values():
+        assert data["configs"][run_id]["method"] == "deepinv"
+    _check_commands(store, comp)
     with pytest.raises(InputError, match="formats"):
         export_report(store, list(ids.values()), tmp_path / "x.html", formats=("pdf",))
+
+
+def _check_commands(store, comp) -> None:
+    """The report's per-run command parses back into the run's stored config; the shared table
+    holds what all runs agree on and the per-run table what tells them apart."""
+    import shlex
+
+    from kdci_core.cli import build_parser
+    from kdci_core.cli.common import config_from_args
+    from kdci_core.reports.tables import config_tables
+
+    shared, per_run = config_tables(comp)
+    assert {"field": "method", "value": "deepinv"} in shared
+    assert {r["run"] for r in per_run} == {r.run_id for r in comp.runs}
+    assert all("kdci" in r and "seed" in r for r in per_run)  # on/off and two seeds differ
+    for row in per_run:
+        argv = shlex.split(row["command"])[3:]
+        again = config_from_args(build_parser(argv).parse_args(argv)).validate().to_dict()
+        stored = store.get(row["run"]).config()
+        assert {k: again[k] for k in stored} == stored
 
 
 def _cli(argv):
