@@ -160,7 +160,7 @@ class MosaicKD(SamplingMethod):
             self.last_terms = {k: float(v.detach()) for k, v in terms.items()}
             report(self.ctx.progress, it + 1, p["g_steps"], f"mosaickd generator (round {self.rounds + 1})")
         self.rounds += 1
-        return None  # the dictionary stays the one built from the OOD selection (KDCI.md)
+        return None  # the dictionary stays the one built from the OOD selection (as the paper describes)
 
     def sample(self, batch_size):
         """Half fresh generator images (not augmented), half selected OOD images (augmented as the
