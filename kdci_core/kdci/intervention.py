@@ -16,6 +16,8 @@ from torch import Tensor, nn
 
 from kdci_core.common.errors import InputError, as_int, check_range
 
+from .additive_score import additive_scores
+
 FUSIONS = ("add", "linear")
 LAMBDA_MODES = ("attention", "random")
 #: what the attention reads (options; the paper's is ``raw``): the logits themselves, the logits
@@ -107,7 +109,7 @@ class CausalIntervention(nn.Module):
         s, z = self.attention_input(s), self.attention_input(z)
         h = self.W_h(s)                                   # B x d_m
         g = self.W_z(z)                                   # K x d_m
-        e = self.w(torch.tanh(h[:, None, :] + g[None, :, :])).squeeze(-1)  # B x K
+        e = additive_scores(h, g, self.w.weight[0])        # B x K, w . tanh(h + g), no B x K x d_m kept
         return torch.softmax(e.float(), dim=1).to(s.dtype)
 
     def attention_input(self, logits: Tensor) -> Tensor:
