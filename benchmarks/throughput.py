@@ -1,0 +1,166 @@
+"""How fast the engine runs: the loop's student step against the bare limit, KDCI's cost, and the
+confounder dictionary at the paper's scale.
+
+- *bare*: teacher forward (no grad) + student forward, KD loss, backward and SGD step on one
+  fixed batch: what no DFKD loop can beat.
+- *loop*: ``Distiller.step`` (the real step: the method's refresh and sampling, augmentation,
+  KDCI when on, the method's losses, the optimisers) at steady state, KDCI off and on, after the
+  method's one-off preparation; ms per step, median over the timed steps.
+- *dictionary*: ``build_confounder_dictionary`` on N x D logits (a mixture of D Gaussians),
+  K = 128: 60,000 x 10 and 600,000 x 100 (DFND's scale in the paper).
+
+Teachers are untrained (speed does not depend on accuracy). Prints a table, writes JSON.
+
+    KDCI_NUM_THREADS=1 python benchmarks/throughput.py                      # CPU, Fashion-MNIST shapes
+    python benchmarks/throughput.py --device cuda --dataset cifar10 --data-root DIR \\
+        --teacher-arch resnet34 --student resnet18 --batch-size 256          # a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from common import OUT, SHARED, machine, write_json
+from kdci_core.common.device import resolve_device
+from kdci_core.data import load_dataset
+from kdci_core.distill import DistillConfig
+from kdci_core.distill.loop import Distiller
+from kdci_core.kdci.dictionary import build_confounder_dictionary
+from kdci_core.methods.losses import kd_loss
+from kdci_core.models import build_model, save_checkpoint
+
+
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device, warmup: int, steps: int) -> list[float]:
+    """Milliseconds of each of ``steps`` calls of ``fn(i)`` after ``warmup`` untimed ones."""
+    for i in range(warmup):
+        fn(i)
+    out = []
+    for i in range(warmup, warmup + steps):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn(i)
+        _sync(device)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def _peak_mb(device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
+def bare_step(d: Distiller):
+    """The bare limit on the Distiller's own teacher, student, batch and optimiser settings."""
+    x = d.sample_batch().detach()
+    student = build_model(d.cfg.student, num_classes=d.info.num_classes,
+                          in_channels=d.info.in_channels).to(d.device)
+    opt = torch.optim.SGD(student.parameters(), lr=d.cfg.lr, momentum=0.9)
+
+    def step(_i):
+        with torch.no_grad(), torch.autocast(d.device.type, torch.bfloat16, enabled=d.device.type == "cuda"):
+            t = d.teacher.model(x).float()
+        with torch.autocast(d.device.type, torch.bfloat16, enabled=d.device.type == "cuda"):
+            s = student(x).float()
+        loss = kd_loss(s, t, d.tau)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def loop_rows(args, teacher: Path) -> list[dict]:
+    rows = []
+    for method in args.methods:
+        for kdci in (False, True):
+            cfg = DistillConfig(teacher=str(teacher), teacher_arch=args.teacher_arch, student=args.student,
+                                dataset=args.dataset, data_root=args.data_root, method=method, kdci=kdci,
+                                epochs=1, steps_per_epoch=args.warmup + args.steps + 1,
+                                batch_size=args.batch_size, device=args.device, seed=0)
+            d = Distiller(cfg)
+            d.prepare()
+            if d.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(d.device)
+            ms = _timed(d.step, d.device, args.warmup, args.steps)
+            row = {"method": method, "kdci": kdci, "ms_per_step": statistics.median(ms),
+                   "steps_per_s": 1000 / statistics.median(ms), "peak_mb": _peak_mb(d.device)}
+            if not kdci:
+                bare = _timed(bare_step(d), d.device, args.warmup, args.steps)
+                rows.append({"method": method, "kdci": None, "ms_per_step": statistics.median(bare),
+                             "steps_per_s": 1000 / statistics.median(bare), "peak_mb": None})
+            rows.append(row)
+            print(f"  {method} kdci={'on' if kdci else 'off'}: {row['ms_per_step']:.1f} ms/step", flush=True)
+    return rows
+
+
+def dictionary_rows(args, device) -> list[dict]:
+    rows = []
+    for n, dim in args.dictionary:
+        gen = torch.Generator().manual_seed(0)
+        centres = torch.randn(dim, dim, generator=gen) * 5
+        feats = (centres[torch.randint(dim, (n,), generator=gen)] + torch.randn(n, dim, generator=gen)).to(device)
+        _sync(device)
+        t0 = time.perf_counter()
+        d = build_confounder_dictionary(feats, 128, seed=0)
+        _sync(device)
+        rows.append({"n": n, "d": dim, "k": int(d.prototypes.shape[0]), "seconds": time.perf_counter() - t0})
+        print(f"  dictionary {n} x {dim}, K=128: {rows[-1]['seconds']:.2f} s", flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    fashion = SHARED / "data" / "fashion-mnist"
+    ap.add_argument("--dataset", default="fashion-mnist" if fashion.exists() else "digits")
+    ap.add_argument("--data-root", default=str(fashion) if fashion.exists() else None)
+    ap.add_argument("--teacher-arch", default="lenet5")
+    ap.add_argument("--student", default="lenet5_half")
+    ap.add_argument("--methods", nargs="+", default=["dfnd", "deepinv"])
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--dictionary", nargs="*", type=lambda s: tuple(int(v) for v in s.split("x")),
+                    default=[(60_000, 10), (600_000, 100)], help="N x D sizes, e.g. 60000x10")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    info = load_dataset(args.dataset, args.data_root).info
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        teacher = Path(tmp) / f"{args.teacher_arch}.safetensors"
+        torch.manual_seed(0)
+        save_checkpoint(build_model(args.teacher_arch, num_classes=info.num_classes,
+                                    in_channels=info.in_channels), teacher)
+        loops = loop_rows(args, teacher)
+    dictionary = dictionary_rows(args, device)
+    print(f"\nthroughput on {machine()}, device {device}; {args.dataset} {args.teacher_arch} -> "
+          f"{args.student}, batch {args.batch_size}, median of {args.steps} steps")
+    print(f"{'method':<9} {'step':<10} {'ms/step':>8} {'steps/s':>8} {'x bare':>7} {'on/off':>7} {'peak MB':>8}")
+    for m in args.methods:
+        bare, off, on = (next(r for r in loops if r["method"] == m and r["kdci"] is k) for k in (None, False, True))
+        for name, r in (("bare", bare), ("KDCI off", off), ("KDCI on", on)):
+            ratio = f"{on['ms_per_step'] / off['ms_per_step']:7.2f}" if r is on else ""
+            peak = f"{r['peak_mb']:8.0f}" if r["peak_mb"] else ""
+            print(f"{m:<9} {name:<10} {r['ms_per_step']:8.1f} {r['steps_per_s']:8.1f} "
+                  f"{r['ms_per_step'] / bare['ms_per_step']:7.2f} {ratio:>7} {peak:>8}")
+    for r in dictionary:
+        print(f"dictionary {r['n']} x {r['d']}, K=128 (K' {r['k']}): {r['seconds']:.2f} s")
+    out = args.out or OUT / f"throughput-{device.type}.json"
+    write_json(out, {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                     "machine": machine(), "device": str(device), "total_time_s": time.time() - started,
+                     "loop": loops, "dictionary": dictionary})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
