@@ -1,8 +1,8 @@
 """Stage 1 of KDCI: the confounder dictionary Z (prototypes) and its prior P(z).
 
-PCA + k-means++ (scikit-learn) group the prediction features of one substitution set; each
-prototype is the mean of the ORIGINAL features of its cluster (PCA only shapes the grouping),
-its proportion is n_i / N. Both are constants for the distillation step (no gradient).
+PCA + k-means++ (scikit-learn; in torch from ``TORCH_MIN_SAMPLES`` samples, torch_kmeans.py)
+group the prediction features of one substitution set; each prototype is the mean of the
+ORIGINAL features of its cluster (PCA only shapes the grouping), its proportion is n_i / N. Both are constants for the distillation step (no gradient).
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ from kdci_core.common.errors import InputError, as_int
 PCA_VARIANCE = 0.95
 #: ... but never more than this many components.
 PCA_MAX_COMPONENTS = 64
+#: from this many samples the dictionary is built in torch on the features' device
+#: (torch_kmeans.py; scikit-learn below it): 600,000 logits (DFND's paper scale) on a CPU, fewer
+#: on a GPU, where the transfer to numpy and the single-threaded Lloyd iterations dominate
+TORCH_MIN_SAMPLES = {"cpu": 100_000, "cuda": 10_000}
 
 
 @dataclass
@@ -166,6 +170,8 @@ def build_confounder_dictionary(features: Tensor, k: int, *, pca_dim: int | None
             raise InputError(f"pca_dim: expected a number of PCA components between 1 and {d} "
                              f"(the feature dimension), found {pca_dim}")
     seed = as_int("seed", seed)
+    if use_torch_path(features):
+        return _build_in_torch(features, k, pca_dim, seed)
 
     # All of it in numpy on one thread: torch's intra-op threads on a busy CPU cost more
     # than these few thousand additions (measured up to 100 ms for a 256 x 100 index_add_).
@@ -187,6 +193,33 @@ def build_confounder_dictionary(features: Tensor, k: int, *, pca_dim: int | None
     labels = torch.from_numpy(labels_np).to(device)
     return ConfounderDictionary(prototypes=prototypes, proportions=proportions, labels=labels,
                                 k_requested=k, pca_components=n_comp)
+
+
+def use_torch_path(features: Tensor) -> bool:
+    """Whether ``build_confounder_dictionary`` clusters these features in torch."""
+    return features.shape[0] >= TORCH_MIN_SAMPLES.get(features.device.type, TORCH_MIN_SAMPLES["cuda"])
+
+
+def _build_in_torch(features: Tensor, k: int, pca_dim: int | None, seed: int) -> ConfounderDictionary:
+    """The same dictionary, PCA and k-means++ in torch on the features' device."""
+    from .torch_kmeans import kmeans, pca_reduce
+
+    x = features.float()
+    if not bool(torch.isfinite(x).all()):
+        raise InputError(f"features: expected finite values, found {int((~torch.isfinite(x)).sum())} "
+                         f"NaN/inf entries")
+    n, d = x.shape
+    if d == 1 or float(x.var(0).sum()) == 0.0:
+        reduced, n_comp = x, 0
+    else:
+        reduced = pca_reduce(x, PCA_VARIANCE, PCA_MAX_COMPONENTS, None if pca_dim is None else min(pca_dim, n, d))
+        n_comp = int(reduced.shape[1])
+    raw = torch.zeros(n, dtype=torch.long, device=x.device) if k == 1 else kmeans(reduced, k, seed=seed)[0]
+    kept, labels = torch.unique(raw, return_inverse=True)
+    sums = torch.zeros(len(kept), d, dtype=torch.float64, device=x.device).index_add_(0, labels, x.double())
+    counts = torch.bincount(labels, minlength=len(kept)).double()
+    return ConfounderDictionary(prototypes=(sums / counts[:, None]).float(), proportions=(counts / n).float(),
+                                labels=labels, k_requested=k, pca_components=n_comp)
 
 
 def random_prototypes_like(dictionary: ConfounderDictionary, features: Tensor, *,
