@@ -33,6 +33,9 @@ TELEMETRY = ("kdci_compensation", "kdci_attention_entropy", "kdci_prototypes_use
 def main() -> None:
     ap = parser(__doc__.splitlines()[0], ["plain"])
     ap.add_argument("--ratios", nargs="+", type=float, default=[1.0, 10.0, 100.0])
+    ap.add_argument("--conditions", nargs="+", metavar="RATIO:QUALITY",
+                    help=f"only these conditions, e.g. 1:clean 100:blur+noise (qualities: "
+                         f"{', '.join(QUALITY)}; default: every ratio x quality)")
     ap.set_defaults(dataset="fashion-mnist")
     args = ap.parse_args()
     started = time.time()
@@ -42,7 +45,12 @@ def main() -> None:
             *(["--data-root", args.data_root] if args.data_root else []), "--method", "plain", "--wild-data", f"dataset:{args.dataset}",
             "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps_per_epoch),
             "--device", args.device, "--param", "pool_size=60000", "--param", "n_select=60000"]
-    grid = [(r, q, v, s) for r in args.ratios for q in QUALITY for v in VARIANTS for s in args.seeds]
+    conditions = [(float(c.split(":")[0]), c.split(":", 1)[1]) for c in args.conditions] if args.conditions \
+        else [(r, q) for r in args.ratios for q in QUALITY]
+    unknown = sorted({q for _, q in conditions} - set(QUALITY))
+    if unknown:
+        ap.error(f"--conditions: unknown quality {', '.join(unknown)}; expected {', '.join(QUALITY)}")
+    grid = [(r, q, v, s) for r, q in conditions for v in VARIANTS for s in args.seeds]
     jobs = [["distill", *base, "--param", f"imbalance={r:g}", *QUALITY[q], *VARIANTS[v], "--seed", str(s)]
             for r, q, v, s in grid]
     cache = ResultCache(args.cache)
@@ -54,27 +62,26 @@ def main() -> None:
              "run_id": res["run_id"], "telemetry": res.get("kdci_telemetry")}
             for (r, q, v, s), res in zip(grid, results)]
     rows = []
-    for r in args.ratios:
-        for q in QUALITY:
-            def pick(v):
-                return sorted((x for x in runs if x["ratio"] == r and x["quality"] == q and x["variant"] == v),
-                              key=lambda x: x["seed"])
-            ref = pick("plain KD")
-            for v in VARIANTS:
-                these = pick(v)
-                acc = [x["student_accuracy"] for x in these]
-                diffs = [a["student_accuracy"] - b["student_accuracy"] for a, b in zip(these, ref)]
-                tel = [x["telemetry"] for x in these if x["telemetry"]]
-                rows.append({
-                    "method": f"x{r:g} {q}", "variant": v, "mean": mean_std(acc)[0], "std": mean_std(acc)[1],
-                    "accuracies": acc, "diff_mean": mean_std(diffs)[0], "diff_std": mean_std(diffs)[1],
-                    "diffs": diffs, "reference": "plain KD", "paired": paired_stats(diffs),
-                    "telemetry": {k: mean_std([t[k] for t in tel])[0] for k in TELEMETRY} if tel else None,
-                    "inert": sum(bool(t.get("inert_reason")) for t in tel) if tel else None,
-                    "time_ratio": mean_std([x["wall_time_s"] for x in these])[0] / mean_std([x["wall_time_s"] for x in ref])[0],
-                    "memory_ratio": mean_std([x["peak_memory_mb"] for x in these])[0] / mean_std([x["peak_memory_mb"] for x in ref])[0],
-                    "wall_time_s": mean_std([x["wall_time_s"] for x in these])[0],
-                    "peak_memory_mb": mean_std([x["peak_memory_mb"] for x in these])[0]})
+    for r, q in conditions:
+        def pick(v):
+            return sorted((x for x in runs if x["ratio"] == r and x["quality"] == q and x["variant"] == v),
+                          key=lambda x: x["seed"])
+        ref = pick("plain KD")
+        for v in VARIANTS:
+            these = pick(v)
+            acc = [x["student_accuracy"] for x in these]
+            diffs = [a["student_accuracy"] - b["student_accuracy"] for a, b in zip(these, ref)]
+            tel = [x["telemetry"] for x in these if x["telemetry"]]
+            rows.append({
+                "method": f"x{r:g} {q}", "variant": v, "mean": mean_std(acc)[0], "std": mean_std(acc)[1],
+                "accuracies": acc, "diff_mean": mean_std(diffs)[0], "diff_std": mean_std(diffs)[1],
+                "diffs": diffs, "reference": "plain KD", "paired": paired_stats(diffs),
+                "telemetry": {k: mean_std([t[k] for t in tel])[0] for k in TELEMETRY} if tel else None,
+                "inert": sum(bool(t.get("inert_reason")) for t in tel) if tel else None,
+                "time_ratio": mean_std([x["wall_time_s"] for x in these])[0] / mean_std([x["wall_time_s"] for x in ref])[0],
+                "memory_ratio": mean_std([x["peak_memory_mb"] for x in these])[0] / mean_std([x["peak_memory_mb"] for x in ref])[0],
+                "wall_time_s": mean_std([x["wall_time_s"] for x in these])[0],
+                "peak_memory_mb": mean_std([x["peak_memory_mb"] for x in these])[0]})
     print_table(rows, f"controlled shift on {args.dataset}: plain KD {args.student}, {args.epochs} x "
                       f"{args.steps_per_epoch} steps, seeds {args.seeds}")
     print(f"\n{'condition':<18} {'variant':<24} {'compensation':>12} {'att. entropy':>12} {'protos':>7} "
