@@ -31,6 +31,9 @@ from kdci_core.common.device import resolve_device
 from kdci_core.data import load_dataset
 from kdci_core.distill import DistillConfig
 from kdci_core.distill.loop import Distiller
+from kdci_core.kdci import dictionary as dictionary_module
+from kdci_core.kdci import intervention
+from kdci_core.kdci.additive_score import additive_scores_reference
 from kdci_core.kdci.dictionary import build_confounder_dictionary
 from kdci_core.methods.losses import kd_loss
 from kdci_core.models import build_model, save_checkpoint
@@ -103,6 +106,9 @@ def loop_rows(args, teacher: Path) -> list[dict]:
 
 
 def dictionary_rows(args, device) -> list[dict]:
+    if args.dictionary_path != "auto":  # force one path for every size
+        limit = 10**12 if args.dictionary_path == "sklearn" else 1
+        dictionary_module.TORCH_MIN_SAMPLES.update(cpu=limit, cuda=limit)
     rows = []
     for n, dim in args.dictionary:
         gen = torch.Generator().manual_seed(0)
@@ -112,8 +118,10 @@ def dictionary_rows(args, device) -> list[dict]:
         t0 = time.perf_counter()
         d = build_confounder_dictionary(feats, 128, seed=0)
         _sync(device)
-        rows.append({"n": n, "d": dim, "k": int(d.prototypes.shape[0]), "seconds": time.perf_counter() - t0})
-        print(f"  dictionary {n} x {dim}, K=128: {rows[-1]['seconds']:.2f} s", flush=True)
+        path = "torch" if dictionary_module.use_torch_path(feats) else "sklearn"
+        rows.append({"n": n, "d": dim, "k": int(d.prototypes.shape[0]), "path": path,
+                     "seconds": time.perf_counter() - t0})
+        print(f"  dictionary {n} x {dim}, K=128 ({path}): {rows[-1]['seconds']:.2f} s", flush=True)
     return rows
 
 
@@ -131,8 +139,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--dictionary", nargs="*", type=lambda s: tuple(int(v) for v in s.split("x")),
                     default=[(60_000, 10), (600_000, 100)], help="N x D sizes, e.g. 60000x10")
+    ap.add_argument("--kdci-scores", choices=("chunked", "plain"), default="chunked",
+                    help="plain: KDCI's attention scores by the plain formula (autograd keeps the "
+                         "B x K x d_m tensors), to measure what the chunked scores save")
+    ap.add_argument("--dictionary-path", choices=("auto", "sklearn", "torch"), default="auto",
+                    help="auto: the engine's choice by N (kdci.dictionary.TORCH_MIN_SAMPLES)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    if args.kdci_scores == "plain":
+        intervention.additive_scores = additive_scores_reference
     device = resolve_device(args.device)
     info = load_dataset(args.dataset, args.data_root).info
     started = time.time()
@@ -144,7 +159,8 @@ def main() -> None:
         loops = loop_rows(args, teacher)
     dictionary = dictionary_rows(args, device)
     print(f"\nthroughput on {machine()}, device {device}; {args.dataset} {args.teacher_arch} -> "
-          f"{args.student}, batch {args.batch_size}, median of {args.steps} steps")
+          f"{args.student}, batch {args.batch_size}, median of {args.steps} steps, KDCI scores "
+          f"{args.kdci_scores}")
     print(f"{'method':<9} {'step':<10} {'ms/step':>8} {'steps/s':>8} {'x bare':>7} {'on/off':>7} {'peak MB':>8}")
     for m in args.methods:
         bare, off, on = (next(r for r in loops if r["method"] == m and r["kdci"] is k) for k in (None, False, True))
@@ -154,7 +170,7 @@ def main() -> None:
             print(f"{m:<9} {name:<10} {r['ms_per_step']:8.1f} {r['steps_per_s']:8.1f} "
                   f"{r['ms_per_step'] / bare['ms_per_step']:7.2f} {ratio:>7} {peak:>8}")
     for r in dictionary:
-        print(f"dictionary {r['n']} x {r['d']}, K=128 (K' {r['k']}): {r['seconds']:.2f} s")
+        print(f"dictionary {r['n']} x {r['d']}, K=128 (K' {r['k']}, {r['path']}): {r['seconds']:.2f} s")
     out = args.out or OUT / f"throughput-{device.type}.json"
     write_json(out, {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                      "machine": machine(), "device": str(device), "total_time_s": time.time() - started,
