@@ -82,3 +82,14 @@ def wait_plots(page, n: int, timeout: int = 60_000) -> int:
     page.wait_for_function("n => document.querySelectorAll('.js-plotly-plot').length >= n",
                            arg=n, timeout=timeout)
     return page.locator(".js-plotly-plot").count()
+
+
+def make_substitution_data(page, server, rounds: int = 2, timeout: int = 300_000) -> None:
+    """On the Substitution data page: ``rounds`` synthesis rounds, Generate, wait for the FID."""
+    open_page(page, server, "Substitution data")
+    box = page.get_by_label("Synthesis rounds")
+    box.fill(str(rounds))
+    box.press("Enter")
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Generate substitution data").click()
+    page.get_by_text("FID vs test split").first.wait_for(timeout=timeout)

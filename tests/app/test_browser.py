@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.app.browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.app.browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, make_substitution_data
 from tests.app.browser_support import open_page as _open_page
 from tests.app.browser_support import serve as _serve
 from tests.app.browser_support import upload as _upload
@@ -101,13 +101,7 @@ def test_teacher_page_upload_valid_and_malicious(server, page, tmp_path, kdci_ho
 
 
 def _diagnose_in_browser(page, server, tag):
-    _open_page(page, server, "Substitution data")
-    rounds = page.get_by_label("Synthesis rounds")
-    rounds.fill("2")
-    rounds.press("Enter")
-    page.wait_for_timeout(500)
-    page.get_by_role("button", name="Generate substitution data").click()
-    page.get_by_text("FID vs test split").first.wait_for(timeout=240_000)
+    make_substitution_data(page, server)
     page.get_by_text("FID extractor").first.wait_for(timeout=30_000)
     assert _wait_plots(page, 3) >= 3  # grid, proportions, rounds
     page.screenshot(path=str(ARTIFACTS / f"substitution-{tag}.png"), full_page=True)

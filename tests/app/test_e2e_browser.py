@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, open_page, serve, upload
+from tests.app.browser_support import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, make_substitution_data, open_page, serve,
+                                      upload)
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
@@ -128,13 +129,7 @@ def _flow(page, url, home, tmp_path, teacher, steps):
     page.get_by_text("valid lenet5 checkpoint").wait_for(timeout=120_000)
     steps.done("upload", page)
 
-    open_page(page, url, "Substitution data")
-    rounds = page.get_by_label("Synthesis rounds")
-    rounds.fill("2")
-    rounds.press("Enter")
-    page.wait_for_timeout(500)
-    page.get_by_role("button", name="Generate substitution data").click()
-    page.get_by_text("FID vs test split").first.wait_for(timeout=300_000)
+    make_substitution_data(page, url)
     steps.done("diagnose", page)
 
     open_page(page, url, "Confounder dictionary")
