@@ -6,6 +6,7 @@ confounder dictionary at the paper's scale.
 - *loop*: ``Distiller.step`` (the real step: the method's refresh and sampling, augmentation,
   KDCI when on, the method's losses, the optimisers) at steady state, KDCI off and on, after the
   method's one-off preparation; ms per step, median over the timed steps.
+- *synthesis*: images per second of DeepInv's and Fast's synthesis rounds at their defaults.
 - *dictionary*: ``build_confounder_dictionary`` on N x D logits (a mixture of D Gaussians),
   K = 128: 60,000 x 10 and 600,000 x 100 (DFND's scale in the paper).
 
@@ -105,6 +106,30 @@ def loop_rows(args, teacher: Path) -> list[dict]:
     return rows
 
 
+def synthesis_rows(args, teacher: Path) -> list[dict]:
+    """Images per second of each generation method's synthesis round at its defaults (after its
+    one-off preparation: Fast's warm-up rounds), ``args.rounds`` rounds timed."""
+    rows = []
+    for method in args.synthesis:
+        cfg = DistillConfig(teacher=str(teacher), teacher_arch=args.teacher_arch, student=args.student,
+                            dataset=args.dataset, data_root=args.data_root, method=method, kdci=False,
+                            epochs=1, steps_per_epoch=10, batch_size=args.batch_size, device=args.device, seed=0)
+        d = Distiller(cfg)
+        d.prepare()
+        images, seconds = 0, 0.0
+        for _ in range(args.rounds):
+            _sync(d.device)
+            t0 = time.perf_counter()
+            batch = d.method.synthesize(d.student)
+            _sync(d.device)
+            seconds += time.perf_counter() - t0
+            images += len(batch)
+        rows.append({"method": method, "images": images, "seconds": seconds, "images_per_s": images / seconds,
+                     "params": {k: d.method.p[k] for k in ("synth_batch", "g_steps") if k in d.method.p}})
+        print(f"  {method} synthesis: {images / seconds:.1f} images/s", flush=True)
+    return rows
+
+
 def dictionary_rows(args, device) -> list[dict]:
     if args.dictionary_path != "auto":  # force one path for every size
         limit = 10**12 if args.dictionary_path == "sklearn" else 1
@@ -139,6 +164,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--dictionary", nargs="*", type=lambda s: tuple(int(v) for v in s.split("x")),
                     default=[(60_000, 10), (600_000, 100)], help="N x D sizes, e.g. 60000x10")
+    ap.add_argument("--synthesis", nargs="*", default=["deepinv", "fast"],
+                    help="generation methods whose synthesis rounds are timed (images per second)")
+    ap.add_argument("--rounds", type=int, default=3, help="synthesis rounds timed per method")
     ap.add_argument("--kdci-scores", choices=("chunked", "plain"), default="chunked",
                     help="plain: KDCI's attention scores by the plain formula (autograd keeps the "
                          "B x K x d_m tensors), to measure what the chunked scores save")
@@ -157,6 +185,7 @@ def main() -> None:
         save_checkpoint(build_model(args.teacher_arch, num_classes=info.num_classes,
                                     in_channels=info.in_channels), teacher)
         loops = loop_rows(args, teacher)
+        synthesis = synthesis_rows(args, teacher)
     dictionary = dictionary_rows(args, device)
     print(f"\nthroughput on {machine()}, device {device}; {args.dataset} {args.teacher_arch} -> "
           f"{args.student}, batch {args.batch_size}, median of {args.steps} steps, KDCI scores "
@@ -169,12 +198,18 @@ def main() -> None:
             peak = f"{r['peak_mb']:8.0f}" if r["peak_mb"] else ""
             print(f"{m:<9} {name:<10} {r['ms_per_step']:8.1f} {r['steps_per_s']:8.1f} "
                   f"{r['ms_per_step'] / bare['ms_per_step']:7.2f} {ratio:>7} {peak:>8}")
+    for r in synthesis:
+        print(f"synthesis {r['method']} ({', '.join(f'{k} {v}' for k, v in r['params'].items())}): "
+              f"{r['images_per_s']:.1f} images/s ({r['images']} images in {r['seconds']:.1f} s)")
+    if len(synthesis) == 2:
+        print(f"synthesis {synthesis[1]['method']} / {synthesis[0]['method']}: "
+              f"{synthesis[1]['images_per_s'] / synthesis[0]['images_per_s']:.1f}x images per second")
     for r in dictionary:
         print(f"dictionary {r['n']} x {r['d']}, K=128 (K' {r['k']}, {r['path']}): {r['seconds']:.2f} s")
     out = args.out or OUT / f"throughput-{device.type}.json"
     write_json(out, {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                      "machine": machine(), "device": str(device), "total_time_s": time.time() - started,
-                     "loop": loops, "dictionary": dictionary})
+                     "loop": loops, "synthesis": synthesis, "dictionary": dictionary})
     print(f"wrote {out}")
 
 
