@@ -148,19 +148,28 @@ def test_upload_limits_and_names(home):
     assert sanitise_name(".hidden.ts") == "hidden.ts"
 
 
-def test_the_chosen_teacher_survives_a_new_session(home):
-    """A refresh, a new tab and a server restart all start a new session: the uploaded teacher
-    chosen before is still the one every page uses, and a ?teacher= link picks one."""
+def _chosen_upload(home, name: str) -> str:
+    """A small lenet5 uploaded as ``name`` and remembered as the dashboard's teacher (what an
+    earlier session chose); returns its sha256."""
     from app.shared import remember
     from kdci_core.models.weights import save_checkpoint
     from kdci_core.teachers import remember_upload, save_upload
 
-    src = save_checkpoint(_small_teacher(), home / "src" / "persist.safetensors")
-    path, digest = save_upload("persist.safetensors", src.read_bytes())
+    src = save_checkpoint(_small_teacher(), home / "src" / name)
+    path, digest = save_upload(name, src.read_bytes())
     record = {"source": "upload", "arch": "lenet5", "path": str(path), "num_classes": 10,
-              "dataset": "digits", "data_root": None, "sha256": digest, "name": "persist.safetensors"}
+              "dataset": "digits", "data_root": None, "sha256": digest, "name": name}
     remember_upload(digest, record)
     remember("teacher", record)
+    return digest
+
+
+def test_the_chosen_teacher_survives_a_new_session(home):
+    """A refresh, a new tab and a server restart all start a new session: the uploaded teacher
+    chosen before is still the one every page uses, and a ?teacher= link picks one."""
+    from app.shared import remember
+
+    digest = _chosen_upload(home, "persist.safetensors")
     try:
         at = AppTest.from_file(MAIN, default_timeout=300)
         at.run()
@@ -192,15 +201,8 @@ def test_random_bytes_upload_is_not_a_checkpoint(home):
 def test_page_errors_name_the_page_fields_not_cli_flags(home):
     """The Teacher page's messages say 'Architecture', 'Data root', never --arch or --data-root."""
     from app.shared import remember
-    from kdci_core.models.weights import save_checkpoint
-    from kdci_core.teachers import remember_upload, save_upload
 
-    src = save_checkpoint(_small_teacher(), home / "src" / "fields.safetensors")
-    path, digest = save_upload("fields.safetensors", src.read_bytes())
-    record = {"source": "upload", "arch": "lenet5", "path": str(path), "num_classes": 10,
-              "dataset": "digits", "data_root": None, "sha256": digest, "name": "fields.safetensors"}
-    remember_upload(digest, record)
-    remember("teacher", record)
+    _chosen_upload(home, "fields.safetensors")
     try:
         at = AppTest.from_file(MAIN, default_timeout=300)
         at.run()
