@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..common.allowed_paths import check_allowed
 from ..common.errors import InputError, check_range
 from .common import DATASETS, normalize_
 from .images import EXTENSIONS, decode_many, list_images, warn_skipped
@@ -44,6 +45,16 @@ def load_wild_pool(source, info: DatasetInfo, *, n: int, seed: int, root=None) -
     else:
         x01 = _from_folder(Path(text).expanduser(), info, n, seed)
     return normalize_(x01.contiguous(), info)
+
+
+def check_wild_source(source, field: str = "--wild-data") -> str | None:
+    """A dashboard's wild-data value with its folder, if it names one, checked against the allowed
+    folders (and resolved); the default photos and ``dataset:NAME`` are not paths and pass as
+    they are. The command line does not call this: it is the operator's own shell."""
+    text = "" if source is None else str(source).strip()
+    if text.lower() in ("", "default") or text.lower().startswith(DATASET_PREFIX):
+        return text or None
+    return str(check_allowed(text, field))
 
 
 def sample_photo_crops(n: int, seed: int, *, size: int, channels: int) -> Tensor:
