@@ -14,9 +14,11 @@ import streamlit as st
 
 from app.shared import page_message as shared_page_message
 from app.shared import remember, remembered
+from kdci_core.common.allowed_paths import check_allowed
 from kdci_core.common.device import resolve_device
 from kdci_core.common.errors import InputError
 from kdci_core.data.augment import AUGMENTATIONS
+from kdci_core.data.wild import check_wild_source
 from kdci_core.distill import ABLATION_CHOICES, FUSION_CHOICES, DistillConfig
 from kdci_core.distill.corrections import CORRECTIONS
 from kdci_core.distill.presets import LOOP, PRESETS
@@ -175,9 +177,11 @@ def form(cfg: DistillConfig) -> list[DistillConfig] | None:
         c1, c2, c3, c4 = st.columns(4)
         augment = c1.selectbox("Augmentation", ["dataset's", *AUGMENTATIONS], key="runs_augment")
         wild = c2.text_input("Wild data", _d("runs_wild", ""), key="runs_wild",
-                             placeholder="default photos; a folder or dataset:NAME")
+                             placeholder="default photos; a folder or dataset:NAME",
+                             help="a folder only under those the operator allows (an error lists them)")
         dict_src = c3.text_input("Dictionary source", _d("runs_dict_src", ""), key="runs_dict_src",
-                                 placeholder="the teacher")
+                                 placeholder="the teacher",
+                                 help="a checkpoint file under the folders the operator allows")
         dict_arch = c4.text_input("Dictionary source architecture", _d("runs_dict_arch", ""), key="runs_dict_arch")
         c1, _, _, _ = st.columns(4)
         log_every = int(c1.number_input("Log every N steps", 0, 1_000_000, _d("runs_log_every", 10),
@@ -194,13 +198,15 @@ def form(cfg: DistillConfig) -> list[DistillConfig] | None:
     ks = [None]
     try:
         ks = parse_ks(ks_text)
+        wild_data = check_wild_source(wild)
+        dict_src = str(check_allowed(dict_src, "--dictionary-source")) if dict_src.strip() else ""
         base = replace(cfg, student=student, preset=preset, epochs=epochs, steps_per_epoch=steps,
                        batch_size=batch, lr=lr or None, weight_decay=float(wd) if wd.strip() else None,
                        tau=tau or None, ablation=ablation, fusion=fusion, attn_dim=attn_dim,
                        attn_input=attn_input, attn_init_gain=gain,
                        kdci_weight_decay=float(kdci_wd) if kdci_wd.strip() else None,
                        pca_dim=pca or None, correction=correction,
-                       augment=None if augment == "dataset's" else augment, wild_data=wild.strip() or None,
+                       augment=None if augment == "dataset's" else augment, wild_data=wild_data,
                        dictionary_source=dict_src.strip() or None,
                        dictionary_source_arch=dict_arch.strip() or None, log_every=log_every)
         cfgs = configs(base, methods, settings, ks, range(seeds), params)

@@ -14,7 +14,9 @@ import streamlit as st
 
 from app.shared import (ProgressBar, device, diagnoses_for, diagnosis_problem, keep_diagnosis, show_error,
                         teacher_caption, teacher_config)
+from kdci_core.common.allowed_paths import check_allowed
 from kdci_core.common.errors import InputError
+from kdci_core.data.wild import check_wild_source
 from kdci_core.diagnostics.diagnose import Diagnosis, diagnose
 from kdci_core.diagnostics.substitution import DEFAULT_ROUNDS
 from kdci_core.figures.diagnostics import fid_figure, proportions_figure, rounds_figure
@@ -28,6 +30,7 @@ FID_CHOICES = {"auto": "Auto (Inception if its weights are present, else the tea
 FIELDS = {"--wild-data": "'Wild data'", "--seed": "'Seed'", "--rounds": "'Synthesis rounds'",
           "--fid": "'FID feature extractor'", "--inception-weights": "'Inception weights file'",
           "inception_weights": "'Inception weights file'", "--k": "K"}
+ALLOWED_HELP = "a path only under the folders the operator allows (an error lists them)"
 
 
 def controls():
@@ -45,13 +48,21 @@ def controls():
         fid = st.selectbox("FID feature extractor", list(FID_CHOICES), format_func=FID_CHOICES.get,
                            key="sub_fid")
         weights = st.text_input("Inception weights file (optional)", key="sub_weights",
-                                placeholder="pt_inception-2015-12-05-6726825d.pth; default: torch hub cache")
+                                placeholder="pt_inception-2015-12-05-6726825d.pth; default: torch hub cache",
+                                help=ALLOWED_HELP)
         wild = st.text_input("Wild data (DFND / MosaicKD, optional)", key="sub_wild",
-                             placeholder="a folder of images, or dataset:NAME; default: photo crops")
+                             placeholder="a folder of images, or dataset:NAME; default: photo crops",
+                             help=ALLOWED_HELP)
     return method, kind, int(rounds), int(seed), fid, weights.strip() or None, wild.strip() or None
 
 
 def make(method, rounds, seed, fid, weights, wild) -> Diagnosis | None:
+    try:
+        weights = str(check_allowed(weights, "--inception-weights")) if weights else None
+        wild = check_wild_source(wild)
+    except InputError as exc:
+        show_error(exc, FIELDS)
+        return None
     cfg = replace(teacher_config(), method=method, seed=seed, kdci=False, wild_data=wild)
     bar = ProgressBar(f"{method}: making substitution data…")
     try:

@@ -14,6 +14,7 @@ import streamlit as st
 import torch
 
 from app.shared import ProgressBar, chosen_teacher, device, set_teacher, show_error
+from kdci_core.common.allowed_paths import check_allowed
 from kdci_core.common.errors import InputError
 from kdci_core.data import dataset_names, load_dataset
 from kdci_core.figures.teacher import confusion_figure, per_class_figure
@@ -101,12 +102,14 @@ def show_upload(device: torch.device) -> TeacherReport | None:
     dataset = c3.selectbox("Dataset", datasets, index=datasets.index(defaults["dataset"])
                            if defaults["dataset"] in datasets else 0)
     root = st.text_input("Data root (optional)", value=defaults.get("data_root") or "",
-                         placeholder="folder with the dataset's files; empty: the default location").strip()
+                         placeholder="folder with the dataset's files; empty: the default location",
+                         help="only under the folders the operator allows (an error lists them)").strip()
     if uploaded is None and current is None:
         st.info("Upload a teacher file, then pick its architecture, class count and dataset. Until "
                 "then every page uses the built-in digits teacher.")
         return None
     try:
+        root = str(check_allowed(root, "--data-root")) if root else ""
         if uploaded is not None:
             path, digest, name = *_saved_upload(uploaded), uploaded.name
         else:  # the teacher chosen earlier (a refresh, another tab, a server restart)

@@ -141,3 +141,35 @@ def test_a_corrupt_saved_diagnosis_is_treated_as_absent(substitution_page):
     at.button(key="dict_make").click().run()
     assert not at.exception and not at.error and not at.warning, (at.exception, at.error, at.warning)
     assert len(at.get("plotly_chart")) == 3
+
+
+def test_wild_data_only_from_the_allowed_folders(builtin, tmp_path, monkeypatch):
+    """'Wild data' outside the operator's folders is refused before any work, nothing kept; a
+    folder inside is sampled from. (Last in this module: it replaces dfnd's kept diagnosis.)"""
+    import numpy as np
+    import streamlit as st
+    from PIL import Image
+
+    allowed = tmp_path / "allowed"
+    (allowed / "imgs").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(160):  # DFND's K (128) must not exceed the images it selects
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(allowed / "imgs" / f"{i}.png")
+    monkeypatch.setenv("KDCI_ALLOWED_ROOTS", str(allowed))
+    st.cache_resource.clear()
+    kept = _diagnosis_folder("dfnd") / "diagnosis.json"
+    before = kept.stat().st_mtime_ns if kept.exists() else None
+    at = _page("../pages/substitution.py")
+    at.selectbox(key="sub_method").set_value("dfnd").run()
+    at.selectbox(key="sub_fid").set_value("none")
+    at.text_input(key="sub_wild").set_value(str(tmp_path)).run()
+    at.button(key="sub_go").click().run()
+    errors = [e.value for e in at.error]
+    assert errors and errors[0].startswith("'Wild data': expected a path under one of the folders"), errors
+    assert str(allowed.resolve()) in errors[0] and repr(str(tmp_path)) in errors[0]
+    assert (kept.stat().st_mtime_ns if kept.exists() else None) == before  # nothing made or kept
+    at.text_input(key="sub_wild").set_value(str(allowed / "imgs")).run()
+    at.button(key="sub_go").click().run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    assert _metric(at, "Images") == "160"
+    st.cache_resource.clear()

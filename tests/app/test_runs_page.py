@@ -166,3 +166,26 @@ def test_selection_survives_refreshes_and_drives_the_actions(tmp_path, monkeypat
     at.toggle(key="runs_grouped").set_value(True).run()
     groups = next(d.value for d in at.get("arrow_data_frame") if "statuses" in d.value.columns)
     assert list(groups["runs"]) == [2]
+
+
+def test_launch_form_paths_only_from_the_allowed_folders(builtin, tmp_path, monkeypatch):
+    """'Wild data' and 'Dictionary source' outside the operator's folders disable Launch with the
+    folders listed; paths inside, and wild data that is not a path, are accepted."""
+    allowed = tmp_path / "allowed"
+    monkeypatch.setenv("KDCI_ALLOWED_ROOTS", str(allowed))
+    at = _runs_page()
+    at.text_input(key="runs_wild").set_value("/etc").run()
+    assert at.button(key="runs_launch").disabled
+    errors = [e.value for e in at.error]
+    assert errors and errors[0].startswith("'Wild data': expected a path under one of the folders"), errors
+    assert str(allowed.resolve()) in errors[0] and "--" not in errors[0]
+    at.text_input(key="runs_wild").set_value("dataset:digits").run()
+    assert not at.error and not at.button(key="runs_launch").disabled
+    at.text_input(key="runs_dict_arch").set_value("lenet5")
+    at.text_input(key="runs_dict_src").set_value(str(tmp_path / "other.safetensors")).run()
+    errors = [e.value for e in at.error]
+    assert errors and errors[0].startswith("'Dictionary source': expected a path under"), errors
+    assert at.button(key="runs_launch").disabled
+    at.text_input(key="runs_wild").set_value(str(allowed / "imgs"))
+    at.text_input(key="runs_dict_src").set_value(str(allowed / "src.safetensors")).run()
+    assert not at.error and not at.button(key="runs_launch").disabled

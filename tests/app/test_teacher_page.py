@@ -253,3 +253,32 @@ def test_the_favicon_is_a_local_file_served_by_streamlit(monkeypatch):
     icon = seen["page_icon"]
     assert not str(icon).startswith(":") and Image.open(icon).format == "PNG"
     assert "/media/" in seen["favicon"] and "gstatic" not in seen["favicon"]
+
+
+def test_data_root_only_from_the_allowed_folders(home, tmp_path, monkeypatch):
+    """A visitor's 'Data root' outside the operator's folders is refused with them listed, and the
+    teacher stays as chosen; one inside is used (resolved)."""
+    from app.shared import remember
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    monkeypatch.setenv("KDCI_ALLOWED_ROOTS", str(allowed))
+    _chosen_upload(home, "roots.safetensors")
+    try:
+        at = AppTest.from_file(MAIN, default_timeout=300)
+        at.run()
+        assert not at.exception and not at.error, (at.exception, at.error)
+        root = next(t for t in at.text_input if t.label == "Data root (optional)")
+        root.set_value(f"{allowed}{'/..' * 30}/etc").run()
+        errors = [e.value for e in at.error]
+        assert errors and errors[0].startswith("'Data root (optional)': expected a path under one of "
+                                               "the folders this dashboard allows"), errors
+        assert str(allowed.resolve()) in errors[0] and str(home.resolve()) in errors[0]
+        assert "which resolves to /etc" in errors[0] and not at.success
+        assert at.session_state["teacher"]["data_root"] is None
+        root.set_value(f"{allowed}/./").run()
+        assert not at.exception and not at.error, (at.exception, at.error)
+        assert any(s.value.startswith("valid ") for s in at.success)
+        assert at.session_state["teacher"]["data_root"] == str(allowed.resolve())
+    finally:
+        remember("teacher", None)
