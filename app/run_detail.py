@@ -30,7 +30,15 @@ def show(store: RunStore, run_id: str) -> None:
     except InputError as exc:
         st.error(str(exc))
         return
-    summary, result = run.summary(), run.result() or {}
+    try:
+        summary, result = run.summary(), run.result() or {}
+    except InputError as exc:  # a damaged run file: say which, offer what still works
+        st.error(f"Run {run_id} is corrupt: {exc}")
+        confirm = st.checkbox("Confirm delete", key=f"detail_confirm_{run_id}")
+        if st.button("Delete", key=f"detail_delete_{run_id}", disabled=not confirm):
+            store.delete(run_id)
+            st.toast(f"{run_id}: deleted")
+        return
     status = summary["status"]
     st.subheader(f"Run {run_id}")
     cfg = summary["config"]
@@ -119,8 +127,7 @@ def actions(store: RunStore, run, status: str) -> None:
     if status in RESUMABLE and cols[1].button("Resume", key=f"detail_resume_{run_id}",
                                               help="from its last checkpoint, on the backend it ran on"):
         try:
-            resume(store, run_id)
-            st.toast(f"{run_id}: resumed")
+            st.toast(f"{run_id}: resumed; it {resume(store, run_id)}")
         except InputError as exc:
             st.warning(str(exc))
     if status not in ACTIVE:

@@ -17,7 +17,7 @@ import streamlit as st
 
 from app.shared import remember, remembered
 from kdci_core.common.errors import InputError
-from kdci_core.runs import STATUSES, RunStore
+from kdci_core.runs import LISTED, RunStore
 from kdci_core.runs.table import format_seconds, groups, table_rows
 
 PICKED = "runs_picked"
@@ -83,7 +83,7 @@ def frame(rows: list[dict], chosen: list[str]) -> pd.DataFrame:
 
 def filters(rows: list[dict]) -> list[dict]:
     c1, c2, c3, c4 = st.columns([2, 2, 2, 3])
-    statuses = c1.multiselect("Status", list(STATUSES), key="runs_filter_status")
+    statuses = c1.multiselect("Status", list(LISTED), key="runs_filter_status")
     methods = c2.multiselect("Method", sorted({r["method"] for r in rows if r["method"]}),
                              key="runs_filter_method")
     tags = c3.multiselect("Tag", sorted({t for r in rows for t in r["tags"]}), key="runs_filter_tag")

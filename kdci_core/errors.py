@@ -3,6 +3,6 @@
 It is defined in :mod:`kdci_core.common.errors`; this module keeps the documented import path.
 """
 
-from .common.errors import InputError, check_range
+from .common.errors import InputError, StorageError, check_range
 
-__all__ = ["InputError", "check_range"]
+__all__ = ["InputError", "StorageError", "check_range"]

@@ -18,7 +18,7 @@ from app.shared import teacher_caption, teacher_config
 from kdci_core.common.errors import InputError
 from kdci_core.figures.runs import curves_figure
 from kdci_core.kdci import inert_reason
-from kdci_core.runs import (ACTIVE, BACKENDS, RESUMABLE, RunStore, cancel, default_concurrency,
+from kdci_core.runs import (ACTIVE, BACKENDS, CORRUPT, RESUMABLE, RunStore, cancel, default_concurrency,
                             get_backend, launch, reconcile, resume)
 
 REFRESH_S = 2.0
@@ -53,11 +53,19 @@ def launch_form() -> None:
                 st.toast(f"Launched {len(ids)} run(s) on the {backend} backend")
 
 
+def row_status(store: RunStore, run_id: str) -> str | None:
+    """The run's status from its folder, ``corrupt`` when its status file is damaged."""
+    try:
+        return store.get(run_id).status().get("status")
+    except InputError:
+        return CORRUPT
+
+
 def actions(store: RunStore, ids: list[str]) -> None:
     """Cancel, resume and delete the selected runs (each action on the runs it applies to)."""
     if not ids:
         return
-    states = {i: store.get(i).status().get("status") for i in ids}
+    states = {i: row_status(store, i) for i in ids}
     active = [i for i, s in states.items() if s in ACTIVE]
     resumable = [i for i, s in states.items() if s in RESUMABLE]
     ended = [i for i, s in states.items() if s not in ACTIVE]
@@ -72,7 +80,8 @@ def actions(store: RunStore, ids: list[str]) -> None:
                  help="each from its last checkpoint, on the backend it ran on"):
         for i in resumable:
             try:
-                resume(store, i, max_concurrent=int(st.session_state.get("runs_limit", default_concurrency())))
+                plan = resume(store, i, max_concurrent=int(st.session_state.get("runs_limit", default_concurrency())))
+                st.toast(f"{i}: resumed; it {plan}")
             except InputError as exc:
                 st.warning(str(exc))
     confirm = c3.checkbox(f"Confirm delete ({len(ended)})", key="runs_confirm_delete", disabled=not ended)
@@ -96,7 +105,11 @@ def live(ids: list[str]) -> None:
     picked = run_table.show(store)
     actions(store, picked)
     shown = picked or ids or [r["run_id"] for r in store.rows(limit=6)]
-    runs = [store.get(i) for i in shown if (store.runs_dir / i).exists()]
+    corrupt = {r["run_id"]: r["error"] for r in store.rows(status=CORRUPT)}
+    for i in shown:
+        if i in corrupt:
+            st.warning(f"{i} is not monitored: {corrupt[i]}. Delete it, or repair the file by hand.")
+    runs = [store.get(i) for i in shown if i not in corrupt and (store.runs_dir / i).exists()]
     if not runs:
         return
     if len(picked) == 1 and st.query_params.get("run") != picked[0]:

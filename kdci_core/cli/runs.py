@@ -12,11 +12,31 @@ from ..common.errors import InputError
 from .common import add_backend_arguments, reconciled_store, write_json
 
 
-def cmd_worker(args) -> int:
-    from ..runs import execute_by_id
+class _Terminated(BaseException):
+    """SIGTERM while the worker starts (importing torch takes seconds), before ``execute``
+    installs its own handler."""
 
-    execute_by_id(args.run_id, args.home, resume=args.resume, slots=args.slots or None,
-                  backend=args.backend)
+
+def _terminated(signum, frame):
+    raise _Terminated()
+
+
+def cmd_worker(args) -> int:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminated)  # a SIGTERM'd worker ends cancelled, never queued
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # the launcher blocked it (local.py)
+        from ..runs import execute_by_id
+
+        execute_by_id(args.run_id, args.home, resume=args.resume, slots=args.slots or None,
+                      backend=args.backend)
+    except _Terminated:
+        from ..runs.status import CANCELLED
+        from ..runs.store import RunStore
+
+        RunStore(args.home).get(args.run_id).set_status(
+            CANCELLED, pid=None, error="cancelled: terminated (SIGTERM) while the worker started")
     return 0
 
 
@@ -42,6 +62,8 @@ def cmd_runs_list(args) -> int:
         print(f"{r['run_id']:<44} {r['status']:<9} {r['method'] or '':<8} "
               f"{'on' if r['kdci'] else 'off':<4} {r['seed']!s:>4} {epoch:>7} {step:>11} {acc:>7} "
               f"{later:>12}  {when}")
+        if r["status"] == "corrupt":
+            print(f"    {r['error']}")
     if not rows:
         print("no runs")
     write_json(args.json, {"runs": rows})
@@ -92,20 +114,20 @@ def cmd_runs_tag(args) -> int:
 
 
 def cmd_runs_resume(args) -> int:
-    from ..runs import RESUMABLE, execute, get_backend, resume
+    from ..runs import claim_resume, execute, get_backend, resume
 
     store = reconciled_store()
     if args.inline:
-        run = store.get(args.run_id)
-        if run.status().get("status") not in RESUMABLE:
-            raise InputError(f"run {args.run_id}: only failed or cancelled runs can be resumed")
+        run, _, plan = claim_resume(store, args.run_id)
+        print(f"{run.run_id}: {plan}", flush=True)
         result = execute(run, home=store.home, resume=True, backend="inline")
-        print(f"{args.run_id}: {run.status().get('status')}"
+        print(f"{run.run_id}: {run.status().get('status')}"
               + (f", student {result['student_accuracy']:.2f}%" if result else ""))
     else:
         backend = get_backend(args.backend, store, ray_address=args.ray_address) if args.backend else None
-        resume(store, args.run_id, backend)
-        print(f"{args.run_id}: resumed in the background ({store.get(args.run_id).status().get('backend')})")
+        run_id = store.get(args.run_id).run_id
+        plan = resume(store, run_id, backend)
+        print(f"{run_id}: {plan}; resumed in the background ({store.get(run_id).status().get('backend')})")
     write_json(args.json, store.get(args.run_id).summary())
     return 0
 

@@ -11,6 +11,11 @@ class InputError(ValueError):
     """Rejected user input (file, field, argument). Never carries a traceback to the user."""
 
 
+class StorageError(InputError):
+    """A file of the run store could not be written (disk full, read-only, no permission): shown
+    like bad input, one line naming the file and the cause, since the fix is the user's."""
+
+
 def check_range(name: str, value, *, low=None, high=None, integer: bool = False):
     """Return ``value`` if it lies in [low, high], else raise an InputError naming the field."""
     if integer and (isinstance(value, bool) or not float(value).is_integer()):

@@ -6,12 +6,26 @@ so a reader (or a worker killed mid-write) never sees half a file.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, StorageError
+
+#: what an OSError's errno means to someone who must free the disk or fix a mount
+_CAUSES = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+           errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+           errno.EPERM: "permission denied"}
+
+
+def storage_error(path: Path, exc: OSError) -> StorageError:
+    """A one-line StorageError for a failed write of ``path``: the file, the cause, and that the
+    previous version (if any) is intact, since every whole-file write goes through a rename."""
+    cause = _CAUSES.get(getattr(exc, "errno", None), exc.strerror or str(exc))
+    return StorageError(f"{path}: could not write it ({cause}: {exc.strerror or exc}); the previous "
+                        "version of the file, if any, and every other file are unchanged")
 
 
 def json_default(o):
@@ -31,22 +45,30 @@ def temp_path(path: Path) -> Path:
 
 
 def atomic_write_text(path: Path, text: str, *, fsync: bool = False) -> None:
-    tmp = temp_path(path)
-    with open(tmp, "w") as f:
-        f.write(text)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    _atomic_write(Path(path), text.encode(), fsync)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(Path(path), data, True)
+
+
+def _atomic_write(path: Path, data: bytes, fsync: bool) -> None:
+    """Write a temporary sibling, then rename it over ``path``; a failed write (full or read-only
+    disk) removes the temporary file and raises a StorageError, the old file untouched."""
     tmp = temp_path(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise storage_error(path, exc) from None
 
 
 def atomic_write_json(path: Path, obj) -> None:

@@ -19,7 +19,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..common.errors import InputError
-from ..common.jsonio import temp_path
+from ..common.faults import fault_point
+from ..common.jsonio import storage_error, temp_path
 from ..methods.base import SyntheticPool
 
 _SCALARS = (int, float, bool, str, type(None))
@@ -63,8 +64,15 @@ def save_state(tree: dict, path: Path) -> None:
     tensors: dict[str, torch.Tensor] = {}
     skeleton = flatten(tree, tensors)
     tmp = temp_path(path)
-    save_file(tensors, str(tmp), metadata={"kdci_state": json.dumps(skeleton)})
-    os.replace(tmp, path)
+    try:
+        save_file(tensors, str(tmp), metadata={"kdci_state": json.dumps(skeleton)})
+        with open(tmp, "rb+") as f:  # on disk before the rename: a power cut keeps the old one
+            os.fsync(f.fileno())
+        fault_point("checkpoint_write")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise storage_error(path, exc) from None
 
 
 def load_state(path: Path) -> dict:

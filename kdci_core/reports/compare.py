@@ -10,8 +10,10 @@ with the fields in which its nearest candidate differs.
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
@@ -57,6 +59,8 @@ class RunSummary:
     kdci_telemetry: dict | None = None
     #: the run's stored config (what reproduces it; what pairing compares)
     config: dict = field(default_factory=dict)
+    #: the user's label for the run (runs.names), None when it has none; escaped by every format
+    name: str | None = None
 
 
 @dataclass
@@ -170,7 +174,7 @@ class Comparison:
         if rows:
             parts += ["", "## KDCI telemetry (last epoch of each KDCI-on run)", "", md_table(rows)]
         if self.notes:
-            parts += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
+            parts += ["", "## Notes", ""] + [f"- {md_text(n)}" for n in self.notes]
         return "\n".join(parts) + "\n"
 
     def no_pairs_text(self) -> str:
@@ -180,12 +184,26 @@ class Comparison:
                 "same method, seed and other settings.")
 
 
+#: characters that Markdown would read as markup inside a cell or a list item (code, emphasis,
+#: links and images, table pipes, strike-through); ``_`` is left alone (GFM ignores it inside a
+#: word, and config names are full of it)
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~])")
+
+
+def md_text(value) -> str:
+    """``value`` as literal Markdown text: HTML's ``& < >`` as entities (a run named
+    ``<script>`` stays text in every renderer), Markdown's markup characters backslash-escaped,
+    line breaks as spaces (one table cell, one list item)."""
+    text = html.escape(" ".join(str(value).splitlines()), quote=False)
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
 def md_table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
     if not rows:
         return "(none)"
     cols = list(columns or rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]).replace("|", "\\|") for c in cols) + " |" for r in rows]
+    lines = ["| " + " | ".join(md_text(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(md_text(r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -209,7 +227,8 @@ def _summary(run: Run) -> RunSummary:
                       cfg.get("dataset"), cfg.get("student"), cfg.get("epochs"),
                       float(res["student_accuracy"]), _num(res.get("teacher_accuracy")),
                       _num(res.get("wall_time_s")), _num(res.get("peak_memory_mb")), res.get("device"),
-                      res.get("kdci_telemetry"), {**cfg, "teacher_sha256": res.get("teacher_sha256")})
+                      res.get("kdci_telemetry"), {**cfg, "teacher_sha256": res.get("teacher_sha256")},
+                      run.status().get("name"))
 
 
 def _ratio(on: list, off: list) -> float | None:

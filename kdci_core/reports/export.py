@@ -14,7 +14,7 @@ from ..common.progress import Progress
 from ..diagnostics.stages import Stages
 from ..figures.runs import curves_figure, gain_figure
 from ..runs import RunStore
-from .compare import Comparison, compare_runs, md_table
+from .compare import Comparison, compare_runs, md_table, md_text
 from .students import StudentComparison, student_comparison
 from .tables import accuracy_columns, accuracy_table, config_tables, gain_table, pairs_table, telemetry_table
 
@@ -105,11 +105,11 @@ def _header_lines(meta: dict) -> list[str]:
 
 
 def _markdown(comp: Comparison, meta: dict, students: StudentComparison | None) -> str:
-    text = "# KDCI comparison report\n\n" + "\n".join(f"- {line}" for line in _header_lines(meta)) + "\n\n"
+    text = "# KDCI comparison report\n\n" + "\n".join(f"- {md_text(line)}" for line in _header_lines(meta)) + "\n\n"
     text += comp.to_markdown()
     if students is not None:
         s = students.to_dict()
-        text += (f"\n## Students: {s['labels'][0]} vs {s['labels'][1]}\n\n"
+        text += (f"\n## Students: {md_text(s['labels'][0])} vs {md_text(s['labels'][1])}\n\n"
                  f"- fixed (right with KDCI, wrong without): {s['fixed']}\n"
                  f"- broken (wrong with KDCI, right without): {s['broken']}\n\n"
                  + md_table([{"class": c, "delta (points)": f"{d:+.2f}"} for c, d in s["per_class_delta"].items()])

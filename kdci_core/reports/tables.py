@@ -94,13 +94,16 @@ def config_tables(comparison) -> tuple[list[dict], list[dict]]:
     from ..distill.config import command_line
 
     configs = {r.run_id: r.config for r in comparison.runs}
+    labels = {r.run_id: r.name for r in comparison.runs}
     names = sorted({k for c in configs.values() for k in c if k not in _CONFIG_HIDDEN})
     shown = lambda v: "" if v is None else (", ".join(f"{k}={x}" for k, x in sorted(v.items())) or "{}"  # noqa: E731
                                             if isinstance(v, dict) else str(v))
     differ = [n for n in names if len({shown(c.get(n)) for c in configs.values()}) > 1]
     shared = [{"field": n, "value": shown(next(iter(configs.values())).get(n))}
               for n in names if n not in differ]
-    per_run = [{"run": run_id, **{n: shown(c.get(n)) for n in differ},
+    named = any(labels.values())
+    per_run = [{"run": run_id, **({"name": labels[run_id] or ""} if named else {}),
+                **{n: shown(c.get(n)) for n in differ},
                 "teacher sha256": (c.get("teacher_sha256") or "")[:12],
                 "command": shlex.join(command_line(c))} for run_id, c in configs.items()]
     return shared, per_run

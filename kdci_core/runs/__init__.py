@@ -1,7 +1,7 @@
 """Runs: the on-disk run store, its index, the status vocabulary, the recorder callbacks, the
 worker, launching and resuming, the monitor, and the backends that start workers.
 
-- ``status``: ``STATUSES``, ``ACTIVE``, ``TERMINAL``, ``RESUMABLE``;
+- ``status``: ``STATUSES``, ``ACTIVE``, ``TERMINAL``, ``RESUMABLE``, ``CORRUPT`` (listed only);
 - ``store`` / ``index``: one folder per run under ``$KDCI_HOME/runs`` plus a SQLite index;
 - ``recorder``: loop callbacks committing checkpoint, metrics, status, result and figures;
 - ``worker``: ``execute`` (what every backend runs), with slots and a heartbeat;
@@ -17,12 +17,15 @@ from importlib import import_module
 _WHERE = {
     "BACKENDS": "backends", "Backend": "backends", "LocalBackend": "backends",
     "default_concurrency": "backends", "get_backend": "backends",
-    "launch": "launcher", "launch_grid": "launcher", "resume": "launcher", "run_inline": "launcher",
+    "launch": "launcher", "launch_grid": "launcher", "resume": "launcher",
+    "claim_resume": "launcher", "run_inline": "launcher",
     "STALE_S": "monitor", "cancel": "monitor", "pid_alive": "monitor", "reconcile": "monitor",
     "wait_for": "monitor",
     "CHECKPOINT": "recorder", "Cancelled": "recorder",
-    "ACTIVE": "status", "RESUMABLE": "status", "STATUSES": "status", "TERMINAL": "status",
+    "ACTIVE": "status", "CORRUPT": "status", "LISTED": "status", "RESUMABLE": "status",
+    "STATUSES": "status", "TERMINAL": "status",
     "Run": "store", "RunStore": "store", "run_label": "store", "validate_run_id": "store",
+    "validate_run_name": "store",
     "execute": "worker", "execute_by_id": "worker",
     "export_student": "export",
 }

@@ -24,12 +24,43 @@ _SCHEMA = f"""CREATE TABLE IF NOT EXISTS runs ({", ".join(
 SORTABLE = {c for c in COLUMNS if c not in JSON_COLUMNS}
 
 
+class _Kept:
+    """The in-memory index's one connection, which ``closing`` must not close."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __getattr__(self, name):
+        return getattr(self.db, name)
+
+    def __enter__(self):
+        return self.db.__enter__()
+
+    def __exit__(self, *exc):
+        return self.db.__exit__(*exc)
+
+    def close(self) -> None:
+        pass
+
+
 class RunIndex:
     def __init__(self, path: Path):
         self.path = path
+        #: the index lives in memory for this process when its file cannot be opened or written
+        #: (a full or read-only disk): listings keep working, read from the folders
+        self.memory: _Kept | None = None
         #: True when the table was (re)created: an index of an older release, with other columns,
         #: is dropped (it is only a cache) and the store refills it from the folders
         self.recreated = False
+        try:
+            self._create()
+        except sqlite3.Error as exc:
+            warnings.warn(f"run index {path}: cannot use the file ({exc}); indexing the run folders "
+                          "in memory for this process", stacklevel=2)
+            self.memory = _Kept(sqlite3.connect(":memory:", check_same_thread=False))
+            self._create()
+
+    def _create(self) -> None:
         with closing(self._connect()) as db, db:
             have = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
             if have and tuple(have) != COLUMNS:
@@ -38,9 +69,15 @@ class RunIndex:
             db.execute(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
+        if self.memory is not None:
+            return self.memory
         db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error:
+            db.close()
+            raise
         return db
 
     def upsert(self, row: dict) -> None:
@@ -98,6 +135,11 @@ class RunIndex:
             d["kdci"] = bool(d["kdci"]) if d["kdci"] is not None else None
             out.append(d)
         return out
+
+    def ids_named(self, name: str) -> list[str]:
+        """The ids of the runs labelled ``name`` (exactly, as stored: NFC)."""
+        with closing(self._connect()) as db:
+            return [r[0] for r in db.execute("SELECT run_id FROM runs WHERE name = ? ORDER BY run_id", (name,))]
 
     def run_ids(self) -> set[str]:
         with closing(self._connect()) as db:

@@ -7,7 +7,9 @@ heartbeats and checkpoints carry on.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Iterable
 
@@ -15,9 +17,10 @@ from ..common.errors import InputError
 from ..common.progress import Progress
 from ..distill import Callback, DistillConfig, Distiller
 from .backends import Backend, get_backend
+from .integrity import CHECKPOINT_FILE, checkpoint_problem
 from .monitor import reconcile
-from .status import RESUMABLE
-from .store import RunStore
+from .status import QUEUED, RESUMABLE
+from .store import Run, RunStore
 from .worker import execute
 
 
@@ -49,21 +52,63 @@ def run_backend(status: dict) -> str:
     return "ray" if status.get("backend") == "ray" else "local"
 
 
+@contextmanager
+def run_lock(run: Run):
+    """An exclusive lock on one run folder (``.lock``), for check-then-set changes of its status."""
+    with open(run.path(".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def resume_plan(run: Run, status: dict) -> str:
+    """What a resume of ``run`` will do, in words (the command line prints it)."""
+    if run.path(CHECKPOINT_FILE).exists():
+        return (f"continues from its checkpoint at step {status.get('checkpoint_step')} "
+                f"(epoch {status.get('epoch')})")
+    return "has no checkpoint (it stopped before its first epoch ended): it restarts from step 0"
+
+
+def claim_resume(store: RunStore, run_id: str) -> tuple[Run, dict, str]:
+    """Make a failed or cancelled run ``queued`` for its resume, under the run's lock, so that of
+    two resumes at the same instant one wins and the other is refused (the run is no longer
+    resumable). Returns the run, its status before, and :func:`resume_plan`."""
+    reconcile(store)
+    run = store.get(run_id)
+    with run_lock(run):
+        st = run.status()
+        if st.get("status") not in RESUMABLE:
+            raise InputError(f"run {run.run_id}: it is {st.get('status')}; only failed or cancelled "
+                             "runs can be resumed")
+        damage = checkpoint_problem(run.path(CHECKPOINT_FILE))
+        if damage:
+            raise InputError(f"run {run.run_id}: its checkpoint is damaged ({damage}); delete "
+                             f"{run.path(CHECKPOINT_FILE)} to restart the run from step 0")
+        plan = resume_plan(run, st)
+        run.path("heartbeat").unlink(missing_ok=True)  # the old worker's last beat is not the new one's
+        for tmp in run.root.glob(".*.tmp"):  # half-written files of the killed worker (jsonio)
+            tmp.unlink(missing_ok=True)
+        run.clear_cancel()
+        run.set_status(QUEUED, pid=None, error=None, resume_plan=plan)
+    return run, st, plan
+
+
 def resume(store: RunStore, run_id: str, backend: Backend | None = None, *,
            max_concurrent: int | None = None) -> str:
     """Continue a failed or cancelled run from its last checkpoint in a new worker, on the
-    backend it ran on (``backend`` overrides it)."""
-    reconcile(store)
-    run = store.get(run_id)
-    st = run.status()
-    if st.get("status") not in RESUMABLE:
-        raise InputError(f"run {run_id}: it is {st.get('status')}; only failed or cancelled runs can be resumed")
-    if backend is None:
-        backend = get_backend(run_backend(st), store, ray_address=st.get("ray_address"),
-                              max_concurrent=max_concurrent)
-    run.clear_cancel()
-    backend.submit(run, resume=True)
-    return run_id
+    backend it ran on (``backend`` overrides it); returns :func:`resume_plan`'s words."""
+    run, st, plan = claim_resume(store, run_id)
+    try:
+        if backend is None:
+            backend = get_backend(run_backend(st), store, ray_address=st.get("ray_address"),
+                                  max_concurrent=max_concurrent)
+        backend.submit(run, resume=True)
+    except BaseException as exc:  # no worker started: the run is resumable again, not stuck queued
+        run.set_status(st.get("status"), pid=None, error=f"resume could not start a worker: {exc}")
+        raise
+    return plan
 
 
 def run_inline(cfg: DistillConfig, *, store: RunStore | None = None, progress: Progress = None,

@@ -48,8 +48,16 @@ def reconcile(store: RunStore, *, now: float | None = None) -> list[str]:
     now = now or time.time()
     host, dead = socket.gethostname(), []
     for row in store.rows(status=QUEUED) + store.rows(status=RUNNING):
-        run = store.get(row["run_id"])
-        st = run.status()
+        try:
+            run = store.get(row["run_id"])
+        except InputError:  # its folder is gone: so is its row
+            store.index.delete(row["run_id"])
+            continue
+        try:
+            st = run.status()
+        except InputError:  # a damaged status file: the row becomes ``corrupt``, the rest go on
+            run.sync_index()
+            continue
         if st.get("status") not in ACTIVE:
             # the folder moved on but the index row lags (read between the worker's status
             # write and its index update, or an index write that gave up on a locked database)

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 
+from ..common.faults import fault_point
 from ..common.jsonio import atomic_write_text
 from ..common.progress import Progress
 from ..distill import Callback, save_state
@@ -45,6 +46,7 @@ class EpochRecorder(Callback):
         record = self.pending if self.pending is not None else state["history"][-1]
         save_state(state, self.run.path(CHECKPOINT))
         self.run.append_metrics(record)
+        fault_point("after_metrics")
         self.run.set_status(RUNNING, checkpoint_step=state["step"], epoch=record.get("epoch"))
         self.pending = None
 
@@ -106,6 +108,7 @@ class CancelCheck(Callback):
 
     def wrap(self, progress: Progress) -> Progress:
         def checked(done: int, total: int, desc: str) -> None:
+            fault_point("progress")
             self.check()
             if progress is not None:
                 progress(done, total, desc)

@@ -3,7 +3,7 @@
 A run is created ``queued``, becomes ``running`` when its worker starts the loop, and ends
 ``finished``, ``failed`` or ``cancelled``. ``ACTIVE`` runs have (or wait for) a worker, which the
 monitor checks; ``TERMINAL`` runs are done; ``RESUMABLE`` runs can continue from their last
-checkpoint in a new worker.
+checkpoint in a new worker. ``CORRUPT`` is only ever listed, never set.
 """
 
 from __future__ import annotations
@@ -18,3 +18,7 @@ STATUSES = (QUEUED, RUNNING, FINISHED, FAILED, CANCELLED)
 ACTIVE = (QUEUED, RUNNING)
 TERMINAL = (FINISHED, FAILED, CANCELLED)
 RESUMABLE = (FAILED, CANCELLED)
+#: not a state a run is ever set to: what the store lists for a run folder whose files are damaged
+#: (runs.integrity), with the damage as its error; every other run lists and works as usual
+CORRUPT = "corrupt"
+LISTED = STATUSES + (CORRUPT,)

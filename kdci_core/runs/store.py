@@ -16,26 +16,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import time
+import unicodedata
 from pathlib import Path
 
 from ..common.errors import InputError
-from ..common.jsonio import atomic_write_json, atomic_write_text, json_default, read_json, temp_path
+from ..common.jsonio import (atomic_write_json, atomic_write_text, json_default, read_json, storage_error,
+                             temp_path)
 from ..common.paths import kdci_home
 from .index import RunIndex
-from .status import ACTIVE, QUEUED, RUNNING, STATUSES
+from .integrity import problems
+from .names import is_run_id, validate_run_id, validate_run_name
+from .status import ACTIVE, CORRUPT, QUEUED, RUNNING, STATUSES
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-def validate_run_id(run_id: str) -> str:
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or ".." in run_id:
-        raise InputError(f"run id {run_id!r}: expected letters, digits, '-', '_' or '.' "
-                         "(no path separators), at most 128 characters")
-    return run_id
+__all__ = ["Run", "RunStore", "run_label", "validate_run_id", "validate_run_name"]
 
 
 class Run:
@@ -68,9 +64,14 @@ class Run:
             self.index.upsert(self.index_row(state))
 
     def index_row(self, state: dict | None = None) -> dict:
-        """This run's row of the SQLite index."""
+        """This run's row of the SQLite index; a damaged folder (integrity.py) gets a row too,
+        status ``corrupt`` and the damage as its error, with whatever parts are readable."""
+        damage = problems(self.root)
+        if damage:
+            state = {**_readable(self.status, {}), "status": CORRUPT, "error": "corrupt run folder: "
+                     + "; ".join(damage)}
         state = state if state is not None else self.status()
-        cfg, result, notes = self.config(), self.result() or {}, self.annotations()
+        cfg, result, notes = _readable(self.config, {}), _readable(self.result, None) or {}, self.annotations()
         last = self.last_metrics()
         return {"run_id": self.run_id, "name": state.get("name"), "status": state.get("status"),
                 "method": cfg.get("method"), "kdci": cfg.get("kdci"), "dataset": cfg.get("dataset"),
@@ -174,13 +175,13 @@ class Run:
 
     # --- reading -------------------------------------------------------------------------
     def config(self) -> dict:
-        return read_json(self.root / "config.json") or {}
+        return _json_object(self.root / "config.json") or {}
 
     def status(self) -> dict:
-        return read_json(self.root / "status.json") or {"status": QUEUED}
+        return _json_object(self.root / "status.json") or {"status": QUEUED}
 
     def result(self) -> dict | None:
-        return read_json(self.root / "result.json")
+        return _json_object(self.root / "result.json")
 
     def metrics(self) -> list[dict]:
         """The per-epoch records."""
@@ -191,15 +192,19 @@ class Run:
         return self._lines("steps.jsonl")
 
     def _lines(self, name: str) -> list[dict]:
+        """The JSON records of a lines file; a torn line (a killed worker) or garbage is skipped
+        here and reported by integrity.problems."""
         path = self.root / name
         if not path.exists():
             return []
         out = []
-        for line in path.read_text().splitlines():
+        for line in path.read_bytes().decode(errors="replace").splitlines():
             try:
-                out.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
-                continue  # torn write of a killed worker
+                continue
+            if isinstance(record, dict):
+                out.append(record)
         return out
 
     def progress(self) -> dict:
@@ -277,11 +282,8 @@ class RunStore:
         known = set()
         for p in self._folders():
             run = Run(p, self.index)
-            try:
-                run.sync_index()
-                known.add(run.run_id)
-            except InputError:
-                continue  # a corrupt run folder is listed by nothing, reported by `runs show`
+            run.sync_index()  # a damaged folder gets a ``corrupt`` row with the reason
+            known.add(run.run_id)
         for stale in self.index.run_ids() - known:
             self.index.delete(stale)
         return len(known)
@@ -291,34 +293,64 @@ class RunStore:
         return self.index.query(**query)
 
     def create(self, config: dict, *, name: str | None = None) -> Run:
+        """A new queued run. Its folder is a generated id (time, method, KDCI, random hex);
+        ``name`` is only a label (names.validate_run_name), unique in the store."""
+        label = validate_run_name(name) if name is not None else None
+        if label is not None and self.index.ids_named(label):
+            raise InputError(f"run name {label!r}: a run with that name already exists")
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = name or f"{stamp}-{config.get('method', 'run')}-{'kdci' if config.get('kdci') else 'base'}"
-        run_id = validate_run_id(f"{base}-{secrets.token_hex(3)}" if name is None else base)
-        root = self.runs_dir / run_id
-        try:
-            root.mkdir(parents=True)
-        except FileExistsError:
-            raise InputError(f"run name {run_id!r}: a run with that name already exists") from None
+        kind = f"{config.get('method', 'run')}-{'kdci' if config.get('kdci') else 'base'}"
+        while True:
+            root = self.runs_dir / validate_run_id(f"{stamp}-{kind}-{secrets.token_hex(3)}")
+            try:
+                root.mkdir(parents=True)
+                break
+            except FileExistsError:
+                continue  # the same second and the same 24 random bits: draw again
+            except OSError as exc:  # a read-only or full disk: one clear line, nothing written
+                raise storage_error(root, exc) from None
         run = Run(root, self.index)
         atomic_write_json(root / "config.json", config)
-        run.set_status(QUEUED, created_at=time.time(), name=name)
+        run.set_status(QUEUED, created_at=time.time(), name=label)
         return run
 
-    def get(self, run_id: str) -> Run:
-        root = self.runs_dir / validate_run_id(run_id)
-        if not (root / "config.json").exists():
-            raise InputError(f"run id {run_id!r}: no such run in {self.runs_dir}")
-        return Run(root, self.index)
+    def get(self, ref: str) -> Run:
+        """A run by its id, or by its name when no run has that id and one run has that name."""
+        if isinstance(ref, str) and is_run_id(ref) and (self.runs_dir / ref / "config.json").exists():
+            return Run(self.runs_dir / ref, self.index)
+        ids = self.index.ids_named(unicodedata.normalize("NFC", ref).strip()) if isinstance(ref, str) else []
+        if len(ids) == 1 and (self.runs_dir / ids[0] / "config.json").exists():
+            return Run(self.runs_dir / ids[0], self.index)
+        if len(ids) > 1:
+            raise InputError(f"run name {ref!r}: {len(ids)} runs have it ({', '.join(ids)}); give the run id")
+        raise InputError(f"run {ref!r}: no such run (no run has that id or name) in {self.runs_dir}")
 
     def delete(self, run_id: str) -> None:
         """Remove a run that is not active: its folder and its index row."""
         run = self.get(run_id)
-        status = run.status().get("status")
+        status = _readable(run.status, {}).get("status")  # a corrupt run can be deleted
         if status in ACTIVE:
             raise InputError(f"run {run_id}: it is {status}; cancel it before deleting it")
         shutil.rmtree(run.root)
         self.index.delete(run_id)
 
     def list(self) -> list[Run]:
+        """Every run, newest first (a run with a damaged status sorts last)."""
         runs = [Run(p, self.index) for p in self._folders()]
-        return sorted(runs, key=lambda r: r.status().get("created_at", 0), reverse=True)
+        return sorted(runs, key=lambda r: _readable(r.status, {}).get("created_at") or 0, reverse=True)
+
+
+def _json_object(path: Path) -> dict | None:
+    """A run file's JSON object (None: no such file); InputError when it is damaged."""
+    data = read_json(path)
+    if data is not None and not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _readable(read, default):
+    """``read()``, or ``default`` when the file it reads is damaged (InputError)."""
+    try:
+        return read()
+    except InputError:
+        return default

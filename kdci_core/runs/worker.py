@@ -103,7 +103,8 @@ def execute(run: Run, *, home: Path | None = None, resume: bool = False, slots: 
         with Heartbeat(run), slot(home, slots, run):
             state = restore_point(run) if resume else None
             run.set_status(RUNNING, pid=os.getpid(), error=None, traceback=None,
-                           resumed_from_step=state["step"] if state else None, started_at=time.time())
+                           resumed_from_step=state["step"] if state else None, started_at=time.time(),
+                           restarted_from_scratch=bool(resume and state is None))
             records = recorders(run)
             checked = next(cb for cb in records if isinstance(cb, CancelCheck)).wrap(progress)
             if distiller is None:

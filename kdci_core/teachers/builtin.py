@@ -34,12 +34,13 @@ def builtin_teacher(*, device: torch.device | str = "cpu", progress: Progress = 
     A file lock makes concurrent first uses (several workers, a page and a CLI) train it once.
     """
     path = builtin_teacher_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not path.exists():
-            train_teacher(BUILTIN_DATASET, BUILTIN_ARCH, epochs=BUILTIN_EPOCHS, out=path,
-                          seed=BUILTIN_SEED, device=resolve_device("cpu"), progress=progress)
+    if not path.exists():  # once trained it is only read (a read-only store can still use it)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.exists():
+                train_teacher(BUILTIN_DATASET, BUILTIN_ARCH, epochs=BUILTIN_EPOCHS, out=path,
+                              seed=BUILTIN_SEED, device=resolve_device("cpu"), progress=progress)
     bundle = load_teacher(path, BUILTIN_ARCH, device=device)
     bundle.source = "builtin"
     return bundle

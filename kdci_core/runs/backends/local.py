@@ -9,6 +9,7 @@ The monitor (``runs.monitor.reconcile``) marks the runs of dead workers failed.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -38,10 +39,16 @@ class LocalBackend(Backend):
                "--slots", str(self.max_concurrent or 0), "--backend", self.name]
         if resume:
             cmd.append("--resume")
-        with open(run.path("worker.log"), "ab") as log:
-            # the launcher's working directory: relative paths in the config mean what they meant there
-            proc = subprocess.Popen(cmd, cwd=os.getcwd(), env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+        # SIGTERM blocked in the child until its handler is in place (cli.runs.cmd_worker): a
+        # worker terminated while Python starts ends ``cancelled``, not dead without a word
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            with open(run.path("worker.log"), "ab") as log:
+                # the launcher's working directory: relative paths in the config mean what they meant there
+                proc = subprocess.Popen(cmd, cwd=os.getcwd(), env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         _reap(proc)  # no zombie left behind in a long-lived launcher (the web server)
         run.set_status(QUEUED, pid=proc.pid, host=socket.gethostname(), backend=self.name,
                        submitted_at=time.time(), error=None)
