@@ -70,7 +70,8 @@ def config_from_args(args):
         augment=get("augment"), tau=get("tau"), attn_dim=get("attn_dim"), fusion=get("fusion"),
         attn_input=get("attn_input"), attn_init_gain=get("attn_init_gain"), correction=get("correction"),
         pca_dim=args.pca_dim, seed=args.seed, device=args.device,
-        amp=not getattr(args, "no_amp", False), log_every=get("log_every"),
+        amp=not getattr(args, "no_amp", False), compile=bool(getattr(args, "compile", False)),
+        log_every=get("log_every"),
         method_params=method_params(args.param))
 
 

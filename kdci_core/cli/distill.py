@@ -84,6 +84,9 @@ def add_parser(sub) -> None:
                     help="data-level shift correction, with KDCI on or off: balanced (class-balanced "
                          "resampling by teacher pseudo-labels) or reweight (1 / class share)")
     ds.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on CUDA")
+    ds.add_argument("--compile", action="store_true",
+                    help="torch.compile the teacher's and student's forwards of the student step "
+                         "(falls back to eager with a warning where it cannot compile)")
     ds.add_argument("--log-every", type=int, default=d.log_every,
                     help="record the loss terms every N student steps (0: per epoch only; accuracy "
                          "is measured per epoch either way)")

@@ -57,6 +57,7 @@ class DistillConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True                      # bfloat16 autocast on CUDA only
+    compile: bool = False                 # torch.compile of the student step's forwards (opt-in)
     log_every: int = 10                   # loss metrics every N student steps (0: per epoch only)
     method_params: dict = field(default_factory=dict)
 
@@ -165,6 +166,8 @@ def command_line(config: dict) -> list[str]:
     argv += ["--kdci", "on" if cfg["kdci"] else "off"]
     if not cfg["amp"]:
         argv.append("--no-amp")
+    if cfg["compile"]:
+        argv.append("--compile")
     for key, value in sorted(cfg["method_params"].items()):
         argv += ["--param", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     return argv

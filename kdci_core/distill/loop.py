@@ -31,6 +31,7 @@ from ..kdci.telemetry import compensated_predictions
 from ..methods import METHODS, MethodContext
 from ..methods.losses import kd_loss
 from ..models import build_model
+from ..models.compiled import CompiledOrEager
 from ..models.evaluation import evaluate, evaluate_logits, parameter_count, predict_logits
 from ..teachers import TeacherBundle, load_named_teacher, load_teacher
 from .callbacks import Callback, CallbackList
@@ -95,6 +96,9 @@ class Distiller:
                                      prototype_dim=prototype_dim, seed=cfg.seed,
                                      attn_input=cfg.attn_input, tau=self.tau,
                                      attn_init_gain=cfg.attn_init_gain).to(self.device)
+        #: the student step's forwards, compiled under --compile (models.compiled: eager fallback)
+        self.student_forward = CompiledOrEager(self.student, cfg.compile, what="student")
+        self.teacher_forward = CompiledOrEager(self.teacher.model, cfg.compile, what="teacher")
         self.optimizer = torch.optim.SGD(self.param_groups(), lr=cfg.lr, momentum=0.9)
         #: the method's own optimisers of extra trainable modules (DFND's transition matrix)
         self.extra_optimizers = self.method.student_optimizers()
@@ -163,9 +167,10 @@ class Distiller:
         if self.augment is not None and not self.method.augments_itself:
             x = self.augment(x)  # the teacher labels the same augmented batch
         with torch.no_grad(), autocast(self.device, self.cfg.amp):
-            t = self.teacher.model(x).float()
+            t = self.teacher_forward(x).float()
         with autocast(self.device, self.cfg.amp):
-            s_hat = self.student_logits(x).float()
+            s = self.student_forward(x)
+            s_hat = (self.plugin(s) if self.plugin is not None else s).float()
         weights = self.reweighter(t) if self.reweighter is not None else None
         terms = {"kd": kd_loss(s_hat, t, self.tau, weights=weights),
                  **self.method.student_losses(x, s_hat, t, weights=weights)}
@@ -309,6 +314,9 @@ class Distiller:
             "tau": self.tau, "student_parameters": parameter_count(self.student),
             "teacher_parameters": self.teacher.parameter_count, "config": cfg.to_dict(),
             "augment": cfg.augment or info.augment, "optimizer": self.optimizer_summary(),
+            "compiled": {"student": self.student_forward.active, "teacher": self.teacher_forward.active,
+                         "fallback": self.student_forward.fallback_reason or self.teacher_forward.fallback_reason}
+            if cfg.compile else None,
         }
         if self.plugin is not None:
             d = self.plugin.dictionary
