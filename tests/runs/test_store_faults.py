@@ -184,3 +184,22 @@ def test_a_hostile_run_name_stays_text_in_every_report_format(store, tmp_path):
     assert "<script>alert(1)" not in text[".html"] and "&lt;script&gt;alert(1)" in text[".html"]
     names = {r["run_id"]: r["name"] for r in json.loads(text[".json"])["comparison"]["runs"]}
     assert set(names.values()) == {f"{evil} True", f"{evil} False"}  # data, exactly as given
+
+
+@pytest.mark.parametrize("code,cause", [(28, "the disk is full"), (30, "the file system is read-only")])
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch, code, cause):
+    """The same as the tmpfs tests without a private mount: the rename target keeps its bytes."""
+    from kdci_core.common import jsonio
+    from kdci_core.errors import StorageError
+
+    target = tmp_path / "status.json"
+    jsonio.atomic_write_json(target, {"status": "finished"})
+
+    def refuse(src, dst):
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(jsonio.os, "replace", refuse)
+    with pytest.raises(StorageError, match=cause) as info:
+        jsonio.atomic_write_json(target, {"status": "running"})
+    assert str(target) in str(info.value) and "unchanged" in str(info.value)
+    assert json.loads(target.read_text()) == {"status": "finished"}
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
