@@ -45,3 +45,16 @@ def finished_runs() -> tuple:
                 ids[(kdci, seed)] = run_inline(cfg, store=store)["run_id"]
         _MADE.update(home=home, ids=ids)
     return RunStore(_MADE["home"]), dict(_MADE["ids"])
+
+
+def open_page(path: str, *, timeout: float = 120):
+    """An AppTest of the dashboard switched to ``path`` (e.g. ``"../pages/runs.py"``), rendered
+    once without an exception."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(MAIN, default_timeout=timeout)
+    at.run()
+    at.switch_page(path)
+    at.run()
+    assert not at.exception, at.exception
+    return at

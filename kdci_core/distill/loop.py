@@ -139,7 +139,7 @@ class Distiller:
     # --- pieces of the loop -------------------------------------------------------------------
     def student_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The student's logits as every student-training loss sees them: KDCI-compensated."""
-        s = self.student(x)
+        s = self.student_forward(x)
         return self.plugin(s) if self.plugin is not None else s
 
     def rebuild_dictionary(self, data: torch.Tensor) -> None:
@@ -169,8 +169,7 @@ class Distiller:
         with torch.no_grad(), autocast(self.device, self.cfg.amp):
             t = self.teacher_forward(x).float()
         with autocast(self.device, self.cfg.amp):
-            s = self.student_forward(x)
-            s_hat = (self.plugin(s) if self.plugin is not None else s).float()
+            s_hat = self.student_logits(x).float()
         weights = self.reweighter(t) if self.reweighter is not None else None
         terms = {"kd": kd_loss(s_hat, t, self.tau, weights=weights),
                  **self.method.student_losses(x, s_hat, t, weights=weights)}

@@ -16,7 +16,8 @@ from ..common.errors import InputError
 from ..common.jsonio import read_json
 
 JSON_FILES = ("config.json", "status.json", "result.json", "annotations.json")
-CHECKPOINT_FILE = "checkpoint.safetensors"
+#: the resumable state of a run (recorder writes it, the worker and resume read it)
+CHECKPOINT = "checkpoint.safetensors"
 MAX_HEADER = 100 << 20  # a safetensors header this large is garbage, not a training state
 
 
@@ -74,5 +75,5 @@ def problems(root: Path) -> list[str]:
     """Every damage found in the run folder ``root`` (empty: it is sound)."""
     found = [json_problem(root / name) for name in JSON_FILES]
     found += [lines_problem(root / "metrics.jsonl"), lines_problem(root / "steps.jsonl"),
-              checkpoint_problem(root / CHECKPOINT_FILE)]
+              checkpoint_problem(root / CHECKPOINT)]
     return [p for p in found if p]

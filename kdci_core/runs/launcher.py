@@ -17,7 +17,7 @@ from ..common.errors import InputError
 from ..common.progress import Progress
 from ..distill import Callback, DistillConfig, Distiller
 from .backends import Backend, get_backend
-from .integrity import CHECKPOINT_FILE, checkpoint_problem
+from .integrity import CHECKPOINT, checkpoint_problem
 from .monitor import reconcile
 from .status import QUEUED, RESUMABLE
 from .store import Run, RunStore
@@ -65,7 +65,7 @@ def run_lock(run: Run):
 
 def resume_plan(run: Run, status: dict) -> str:
     """What a resume of ``run`` will do, in words (the command line prints it)."""
-    if run.path(CHECKPOINT_FILE).exists():
+    if run.path(CHECKPOINT).exists():
         return (f"continues from its checkpoint at step {status.get('checkpoint_step')} "
                 f"(epoch {status.get('epoch')})")
     return "has no checkpoint (it stopped before its first epoch ended): it restarts from step 0"
@@ -82,10 +82,10 @@ def claim_resume(store: RunStore, run_id: str) -> tuple[Run, dict, str]:
         if st.get("status") not in RESUMABLE:
             raise InputError(f"run {run.run_id}: it is {st.get('status')}; only failed or cancelled "
                              "runs can be resumed")
-        damage = checkpoint_problem(run.path(CHECKPOINT_FILE))
+        damage = checkpoint_problem(run.path(CHECKPOINT))
         if damage:
             raise InputError(f"run {run.run_id}: its checkpoint is damaged ({damage}); delete "
-                             f"{run.path(CHECKPOINT_FILE)} to restart the run from step 0")
+                             f"{run.path(CHECKPOINT)} to restart the run from step 0")
         plan = resume_plan(run, st)
         run.path("heartbeat").unlink(missing_ok=True)  # the old worker's last beat is not the new one's
         for tmp in run.root.glob(".*.tmp"):  # half-written files of the killed worker (jsonio)

@@ -37,12 +37,17 @@ def is_run_id(text: str) -> bool:
         return False
 
 
+def normal_name(text: str) -> str:
+    """A name as stored and looked up: NFC, outer spaces stripped."""
+    return unicodedata.normalize("NFC", text).strip()
+
+
 def validate_run_name(name: str) -> str:
     """The label as stored: NFC, outer spaces stripped; InputError naming the first refused
     character (by code point and Unicode name) or the length."""
     if not isinstance(name, str):
         raise InputError(f"run name: expected text, found {type(name).__name__}")
-    label = unicodedata.normalize("NFC", name).strip()
+    label = normal_name(name)
     if not label:
         raise InputError(f"run name {name!r}: expected at least one visible character, found none")
     if len(label) > MAX_NAME:

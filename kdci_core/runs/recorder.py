@@ -19,10 +19,10 @@ from ..common.progress import Progress
 from ..distill import Callback, save_state
 from ..figures.runs import curves_figure
 from ..models.weights import save_checkpoint
+from .integrity import CHECKPOINT
 from .status import RUNNING
 from .store import Run
 
-CHECKPOINT = "checkpoint.safetensors"
 STUDENT = "student.safetensors"
 HEARTBEAT_S = 1.0
 PROGRESS_S = 1.0

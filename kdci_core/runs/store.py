@@ -19,7 +19,6 @@ import os
 import secrets
 import shutil
 import time
-import unicodedata
 from pathlib import Path
 
 from ..common.errors import InputError
@@ -28,7 +27,7 @@ from ..common.jsonio import (atomic_write_json, atomic_write_text, json_default,
 from ..common.paths import kdci_home
 from .index import RunIndex
 from .integrity import problems
-from .names import is_run_id, validate_run_id, validate_run_name
+from .names import is_run_id, normal_name, validate_run_id, validate_run_name
 from .status import ACTIVE, CORRUPT, QUEUED, RUNNING, STATUSES
 
 __all__ = ["Run", "RunStore", "run_label", "validate_run_id", "validate_run_name"]
@@ -318,7 +317,7 @@ class RunStore:
         """A run by its id, or by its name when no run has that id and one run has that name."""
         if isinstance(ref, str) and is_run_id(ref) and (self.runs_dir / ref / "config.json").exists():
             return Run(self.runs_dir / ref, self.index)
-        ids = self.index.ids_named(unicodedata.normalize("NFC", ref).strip()) if isinstance(ref, str) else []
+        ids = self.index.ids_named(normal_name(ref)) if isinstance(ref, str) else []
         if len(ids) == 1 and (self.runs_dir / ids[0] / "config.json").exists():
             return Run(self.runs_dir / ids[0], self.index)
         if len(ids) > 1:

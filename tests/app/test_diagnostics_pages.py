@@ -6,16 +6,11 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import MAIN
+from tests.helpers import open_page
 
 
 def _page(path: str) -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=300)
-    at.run()
-    at.switch_page(path)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page(path, timeout=300)
 
 
 def _metric(at, label):

@@ -6,16 +6,11 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from kdci_core.runs import RunStore, wait_for
-from tests.helpers import MAIN
+from tests.helpers import MAIN, open_page
 
 
 def _runs_page() -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=120)
-    at.run()
-    at.switch_page("../pages/runs.py")
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page("../pages/runs.py")
 
 
 def test_launch_from_the_page_and_see_runs_after_a_refresh(builtin):
@@ -141,11 +136,7 @@ def test_selection_survives_refreshes_and_drives_the_actions(tmp_path, monkeypat
     from app.shared import remember
 
     remember(PICKED, [waiting.run_id])  # what an earlier session selected
-    at = AppTest.from_file(MAIN, default_timeout=120)
-    at.run()
-    at.switch_page("../pages/runs.py")
-    at.run()
-    assert not at.exception, at.exception
+    at = _runs_page()
     table = next(d.value for d in at.get("arrow_data_frame") if "select" in d.value.columns)
     assert {"teacher", "K", "lr", "step", "duration", "ETA", "queue", "tags", "notes"} <= set(table.columns)
     ticked = dict(zip(table["run"], table["select"]))

@@ -18,7 +18,7 @@ from kdci_core.cli import main
 from kdci_core.errors import InputError
 from kdci_core.runs import CHECKPOINT, RunStore, reconcile, run_inline, validate_run_name
 from kdci_core.runs.table import table_rows
-from tests.helpers import MAIN, tiny_config
+from tests.helpers import open_page, tiny_config
 
 DAMAGE = {  # which file, what garbage, what the listing says
     "status": ("status.json", b"{\"status\": \"runn", "status.json: not valid JSON"),
@@ -64,14 +64,8 @@ def test_damaged_runs_are_listed_corrupt_with_the_reason_and_the_rest_works(dama
 
 
 def test_the_runs_page_lists_a_corrupt_run_beside_the_others(damaged):
-    from streamlit.testing.v1 import AppTest
-
     good, ids = damaged
-    at = AppTest.from_file(MAIN, default_timeout=120)
-    at.run()
-    at.switch_page("../pages/runs.py")
-    at.run()
-    assert not at.exception, at.exception
+    at = open_page("../pages/runs.py")
     table = next(d.value for d in at.get("arrow_data_frame") if "run" in d.value.columns)
     statuses = dict(zip(table["run"], table["status"].astype(str)))
     assert "finished" in statuses[good] and all("corrupt" in statuses[i] for i in ids.values())
