@@ -56,17 +56,47 @@ def _run_grid(page):
 
 
 def _tick(page, run_id: str) -> None:
-    """Click the ✓ cell of ``run_id``'s row (the grid is a canvas; its DOM copy gives the row)."""
-    def where():  # the live refresh redraws the grid: look it up until it holds still
-        grid = _run_grid(page)
-        grid.scroll_into_view_if_needed()
-        rows = [r.inner_text() for r in grid.locator("table tr").all()]
+    """Tick the ✓ cell of ``run_id``'s row until the dashboard's kept selection is that run alone.
+
+    The grid is a canvas (its DOM copy gives the row), and the live refresh redraws it every 2 s:
+    a click that lands while the data changes belongs to the table as it was, and is lost, as it
+    would be for a user, who clicks again. So: click, wait for the selection or for the page to
+    settle without it, and click again."""
+    from app.shared import remembered
+    from app.run_table import PICKED
+
+    def where():  # look the row up until the grid holds still long enough to be measured
+        try:
+            grid = _run_grid(page)
+            grid.scroll_into_view_if_needed(timeout=5_000)
+            rows = [r.inner_text(timeout=5_000) for r in grid.locator("table tr").all()]
+            box = grid.bounding_box(timeout=5_000)
+        except playwright.Error:  # redrawn under us ("not attached to the DOM"): look again
+            return None
         row = next((i for i, text in enumerate(rows) if run_id in text), None)  # 0: the header
-        box = grid.bounding_box()
         return (box, row) if box is not None and row is not None else None
 
-    box, row = _wait(where, 30, f"{run_id}'s row in the run table", page)
-    page.mouse.click(box["x"] + 38, box["y"] + ROW_PX * row + ROW_PX // 2)
+    def settled_without():  # the selection is not the run and no rerun is under way to make it so
+        return remembered(PICKED) != [run_id] and page.locator("[data-testid='stStatusWidget']").count() == 0
+
+    for _ in range(5):
+        box, row = _wait(where, 60, f"{run_id}'s row in the run table", page)
+        page.mouse.click(box["x"] + 38, box["y"] + ROW_PX * row + ROW_PX // 2)
+        clicked = time.time()
+        while time.time() - clicked < 60 and remembered(PICKED) != [run_id]:
+            if time.time() - clicked > 5 and settled_without():
+                time.sleep(2.0)
+                if settled_without():
+                    break  # the click was lost
+            time.sleep(1.0)
+        picked = remembered(PICKED)
+        if picked == [run_id]:
+            page.get_by_text("1 selected", exact=True).wait_for(timeout=60_000)
+            return
+        if picked:  # a click went to another row (the rows moved under it): start again
+            page.get_by_role("button", name="Clear selection").click()
+            _wait(lambda: not remembered(PICKED), 60, "the selection cleared", page)
+    raise AssertionError(f"five clicks did not select {run_id} alone (selection: {remembered(PICKED)})")
 
 
 def _wait(predicate, timeout: float, what: str, page=None):
@@ -176,8 +206,12 @@ def _flow(page, url, home, tmp_path, teacher, steps):
     victim = next((i for i in ids if status[i] == "queued"), None) or next(
         (i for i in ids if status[i] == "running"), running[0])
     _tick(page, victim)
-    page.get_by_role("button", name="Cancel (1)").click()  # one click
-    _wait(lambda: store.get(victim).status()["status"] == "cancelled", 60, f"{victim} cancelled")
+    page.get_by_role("button", name="Cancel (1)").click()  # one click (a second only if a redraw lost it)
+    try:
+        _wait(lambda: store.get(victim).status()["status"] == "cancelled", 60, f"{victim} cancelled")
+    except AssertionError:
+        page.get_by_role("button", name="Cancel (1)").click(timeout=10_000)
+        _wait(lambda: store.get(victim).status()["status"] == "cancelled", 60, f"{victim} cancelled")
     steps.done("cancel", page)
 
     others = [i for i in ids if i != victim]
