@@ -113,7 +113,9 @@ def synthesis_rows(args, teacher: Path) -> list[dict]:
     for method in args.synthesis:
         cfg = DistillConfig(teacher=str(teacher), teacher_arch=args.teacher_arch, student=args.student,
                             dataset=args.dataset, data_root=args.data_root, method=method, kdci=False,
-                            epochs=1, steps_per_epoch=10, batch_size=args.batch_size, device=args.device, seed=0)
+                            epochs=1, steps_per_epoch=10, device=args.device, seed=0,
+                            preset=args.synthesis_preset,
+                            batch_size=args.batch_size if args.synthesis_preset == "quick" else None)
         d = Distiller(cfg)
         d.prepare()
         images, seconds = 0, 0.0
@@ -124,7 +126,7 @@ def synthesis_rows(args, teacher: Path) -> list[dict]:
             _sync(d.device)
             seconds += time.perf_counter() - t0
             images += len(batch)
-        rows.append({"method": method, "images": images, "seconds": seconds, "images_per_s": images / seconds,
+        rows.append({"method": method, "preset": args.synthesis_preset, "images": images, "seconds": seconds, "images_per_s": images / seconds,
                      "params": {k: d.method.p[k] for k in ("synth_batch", "g_steps") if k in d.method.p}})
         print(f"  {method} synthesis: {images / seconds:.1f} images/s", flush=True)
     return rows
@@ -167,6 +169,9 @@ def main() -> None:
     ap.add_argument("--synthesis", nargs="*", default=["deepinv", "fast"],
                     help="generation methods whose synthesis rounds are timed (images per second)")
     ap.add_argument("--rounds", type=int, default=3, help="synthesis rounds timed per method")
+    ap.add_argument("--synthesis-preset", choices=("quick", "paper"), default="quick",
+                    help="the preset whose synthesis settings are timed (paper: the reference "
+                         "scripts' batch 256 and iterations, e.g. DeepInv's 1000 a round)")
     ap.add_argument("--kdci-scores", choices=("chunked", "plain"), default="chunked",
                     help="plain: KDCI's attention scores by the plain formula (autograd keeps the "
                          "B x K x d_m tensors), to measure what the chunked scores save")

@@ -42,12 +42,18 @@ def select_confident(logits: torch.Tensor, n: int, *, balanced: bool = False,
 @torch.no_grad()
 def score_pool(teacher: nn.Module, pool: torch.Tensor, *, device: torch.device,
                progress: Progress = None, desc: str = "scoring the wild pool") -> torch.Tensor:
-    """Teacher logits (CPU, float32) of every pool image, in batches."""
+    """Teacher logits (CPU, float32) of every pool image, in batches. On CUDA a CPU pool is
+    pinned once, its batches copied asynchronously and the logits kept on the device until the
+    end: one host synchronisation for the pool, not one per batch."""
+    cuda = torch.device(device).type == "cuda"
+    if cuda and pool.device.type == "cpu":
+        pool = pool.pin_memory()
     logits = []
     for i in range(0, len(pool), 1024):
-        logits.append(teacher(pool[i:i + 1024].to(device)).float().cpu())
+        out = teacher(pool[i:i + 1024].to(device, non_blocking=cuda)).float()
+        logits.append(out if cuda else out.cpu())
         report(progress, min(i + 1024, len(pool)), len(pool), desc)
-    return torch.cat(logits)
+    return torch.cat(logits).cpu()
 
 
 def load_and_select(ctx, *, pool_size: int, n_select: int, balanced: bool = False,
