@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 
-from common import finish, parser, print_table, run_grid, summarise
+from common import finish, parser, print_table, print_telemetry, run_grid, summarise
 
 TABLE = {"kdci off": ["--kdci", "off"], "original": ["--kdci", "on"],
          "random lambda": ["--kdci", "on", "--ablation", "random-lambda"],
@@ -36,6 +36,7 @@ def main() -> None:
     rows = summarise(runs, args.methods, list(variants), reference=reference)
     print_table(rows, f"{kind} on {args.dataset}: {args.student}, {args.epochs} epochs x "
                       f"{args.steps_per_epoch} steps, seeds {args.seeds}")
+    print_telemetry(rows)
     finish(args, f"ablations-{kind}", runs, rows, started)
 
 

@@ -159,7 +159,35 @@ def run_grid(args, variants: dict[str, list[str]]) -> list[dict]:
     return [{"method": m, "seed": s, "variant": v, "student_accuracy": r["student_accuracy"],
              "teacher_accuracy": r["teacher_accuracy"], "wall_time_s": r["wall_time_s"],
              "peak_memory_mb": r["peak_memory_mb"], "device": r["device"], "run_id": r["run_id"],
-             "k": r.get("k")} for (m, s, v), r in zip(grid, results)]
+             "k": r.get("k"), "telemetry": r.get("kdci_telemetry")} for (m, s, v), r in zip(grid, results)]
+
+
+#: KDCI's telemetry (kdci/telemetry.py) averaged per variant in every grid's summary
+TELEMETRY = ("kdci_compensation", "kdci_attention_entropy", "kdci_prototypes_used", "kdci_top_attention")
+
+
+def telemetry_summary(these: list[dict]) -> dict:
+    """The mean telemetry of a variant's KDCI-on runs and how many were inert (None without any)."""
+    tel = [r["telemetry"] for r in these if r.get("telemetry")]
+    if not tel:
+        return {"telemetry": None, "inert": None}
+    return {"telemetry": {k: mean_std([t[k] for t in tel])[0] for k in TELEMETRY},
+            "inert": sum(bool(t.get("inert_reason")) for t in tel), "telemetry_runs": len(tel)}
+
+
+def print_telemetry(rows: list[dict]) -> None:
+    """Did KDCI act? The telemetry columns of the rows that have it (compensation / the logits'
+    spread, attention entropy / log K', prototypes used, top attention, inert runs)."""
+    rows = [r for r in rows if r.get("telemetry")]
+    if not rows:
+        return
+    print(f"\n{'method':<18} {'variant':<24} {'compensation':>12} {'att. entropy':>12} {'protos':>7} "
+          f"{'top att.':>8} {'inert':>6}")
+    for row in rows:
+        t = row["telemetry"]
+        print(f"{row['method']:<18} {row['variant']:<24} {t['kdci_compensation']:12.3f} "
+              f"{t['kdci_attention_entropy']:12.3f} {t['kdci_prototypes_used']:7.1f} "
+              f"{t['kdci_top_attention']:8.3f} {row['inert']:>3}/{row['telemetry_runs']}")
 
 
 def summarise(runs: list[dict], methods: list[str], variants: list[str], reference: str) -> list[dict]:
@@ -179,7 +207,8 @@ def summarise(runs: list[dict], methods: list[str], variants: list[str], referen
                 "time_ratio": mean_std([r["wall_time_s"] for r in these])[0] / mean_std([r["wall_time_s"] for r in ref])[0],
                 "memory_ratio": mean_std([r["peak_memory_mb"] for r in these])[0] / mean_std([r["peak_memory_mb"] for r in ref])[0],
                 "wall_time_s": mean_std([r["wall_time_s"] for r in these])[0],
-                "peak_memory_mb": mean_std([r["peak_memory_mb"] for r in these])[0]})
+                "peak_memory_mb": mean_std([r["peak_memory_mb"] for r in these])[0],
+                **telemetry_summary(these)})
     return rows
 
 

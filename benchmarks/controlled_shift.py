@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from common import (SHARED, ResultCache, finish, mean_std, paired_stats, parser, print_table,
-                    teacher_args)
+                    print_telemetry, teacher_args, telemetry_summary)
 
 VARIANTS = {
     "plain KD": ["--kdci", "off"],
@@ -27,7 +27,6 @@ VARIANTS = {
     "reweight": ["--kdci", "off", "--correction", "reweight"],
 }
 QUALITY = {"clean": [], "blur+noise": ["--param", "blur=1.0", "--param", "noise=0.1"]}
-TELEMETRY = ("kdci_compensation", "kdci_attention_entropy", "kdci_prototypes_used", "kdci_top_attention")
 
 
 def main() -> None:
@@ -71,27 +70,18 @@ def main() -> None:
             these = pick(v)
             acc = [x["student_accuracy"] for x in these]
             diffs = [a["student_accuracy"] - b["student_accuracy"] for a, b in zip(these, ref)]
-            tel = [x["telemetry"] for x in these if x["telemetry"]]
             rows.append({
                 "method": f"x{r:g} {q}", "variant": v, "mean": mean_std(acc)[0], "std": mean_std(acc)[1],
                 "accuracies": acc, "diff_mean": mean_std(diffs)[0], "diff_std": mean_std(diffs)[1],
                 "diffs": diffs, "reference": "plain KD", "paired": paired_stats(diffs),
-                "telemetry": {k: mean_std([t[k] for t in tel])[0] for k in TELEMETRY} if tel else None,
-                "inert": sum(bool(t.get("inert_reason")) for t in tel) if tel else None,
                 "time_ratio": mean_std([x["wall_time_s"] for x in these])[0] / mean_std([x["wall_time_s"] for x in ref])[0],
                 "memory_ratio": mean_std([x["peak_memory_mb"] for x in these])[0] / mean_std([x["peak_memory_mb"] for x in ref])[0],
                 "wall_time_s": mean_std([x["wall_time_s"] for x in these])[0],
-                "peak_memory_mb": mean_std([x["peak_memory_mb"] for x in these])[0]})
+                "peak_memory_mb": mean_std([x["peak_memory_mb"] for x in these])[0],
+                **telemetry_summary(these)})
     print_table(rows, f"controlled shift on {args.dataset}: plain KD {args.student}, {args.epochs} x "
                       f"{args.steps_per_epoch} steps, seeds {args.seeds}")
-    print(f"\n{'condition':<18} {'variant':<24} {'compensation':>12} {'att. entropy':>12} {'protos':>7} "
-          f"{'top att.':>8} {'inert':>6}")
-    for row in rows:
-        if row["telemetry"]:
-            t = row["telemetry"]
-            print(f"{row['method']:<18} {row['variant']:<24} {t['kdci_compensation']:12.3f} "
-                  f"{t['kdci_attention_entropy']:12.3f} {t['kdci_prototypes_used']:7.1f} "
-                  f"{t['kdci_top_attention']:8.3f} {row['inert']:>3}/{len(row['accuracies'])}")
+    print_telemetry(rows)
     finish(args, "controlled_shift", runs, rows, started)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from common import finish, parser, print_table, run_grid, summarise
+from common import finish, parser, print_table, print_telemetry, run_grid, summarise
 
 VARIANTS = {"off": ["--kdci", "off"], "on": ["--kdci", "on"]}
 
@@ -21,6 +21,7 @@ def main(name: str = "kdci_effect", methods=("deepinv", "dfnd"), variants: dict 
     rows = summarise(runs, args.methods, list(variants), reference=reference)
     print_table(rows, f"{args.dataset}: {args.student}, {args.epochs} epochs x {args.steps_per_epoch} "
                       f"steps, seeds {args.seeds}, params {args.param or 'defaults'}")
+    print_telemetry(rows)
     finish(args, name, runs, rows, started)
 
 
