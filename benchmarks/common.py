@@ -170,7 +170,7 @@ def telemetry_summary(these: list[dict]) -> dict:
     """The mean telemetry of a variant's KDCI-on runs and how many were inert (None without any)."""
     tel = [r["telemetry"] for r in these if r.get("telemetry")]
     if not tel:
-        return {"telemetry": None, "inert": None}
+        return {"telemetry": None, "inert": None, "telemetry_runs": 0}
     return {"telemetry": {k: mean_std([t[k] for t in tel])[0] for k in TELEMETRY},
             "inert": sum(bool(t.get("inert_reason")) for t in tel), "telemetry_runs": len(tel)}
 

@@ -50,8 +50,7 @@ def score_pool(teacher: nn.Module, pool: torch.Tensor, *, device: torch.device,
         pool = pool.pin_memory()
     logits = []
     for i in range(0, len(pool), 1024):
-        out = teacher(pool[i:i + 1024].to(device, non_blocking=cuda)).float()
-        logits.append(out if cuda else out.cpu())
+        logits.append(teacher(pool[i:i + 1024].to(device, non_blocking=cuda)).float())  # on the device
         report(progress, min(i + 1024, len(pool)), len(pool), desc)
     return torch.cat(logits).cpu()
 
