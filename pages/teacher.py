@@ -89,9 +89,11 @@ def show_upload(device: torch.device) -> TeacherReport | None:
     current = current if current and current.get("source") == "upload" else None
     uploaded = st.file_uploader(
         "Teacher checkpoint", type=UPLOAD_TYPES,
-        help=f".safetensors, a .pt/.pth state dict (loaded weights-only) or TorchScript; at most "
-             f"{MAX_CHECKPOINT_BYTES >> 20} MiB. Pickles that would run code are refused. Stored by "
-             "content (sha256), never overwritten.")
+        help=f".safetensors or a .pt/.pth state dict (loaded weights-only); at most "
+             f"{MAX_CHECKPOINT_BYTES >> 20} MiB. Files that would run code are refused: pickles "
+             "with code, TorchScript and torch.export archives; save the weights instead "
+             "(`torch.save(model.state_dict(), path)`). Stored by content (sha256), never "
+             "overwritten.")
     archs, datasets = model_names(), dataset_names()
     defaults = current or {"arch": BUILTIN_ARCH, "num_classes": 10, "dataset": BUILTIN_DATASET}
     c1, c2, c3 = st.columns(3)

@@ -72,7 +72,8 @@ def add_parser(sub) -> None:
     tr.set_defaults(func=cmd_train)
 
     ins = teacher.add_parser("inspect", help="load a teacher file safely, validate, score it")
-    ins.add_argument("file")
+    ins.add_argument("file", help=".safetensors or a torch.save state dict (.pt/.pth); files that "
+                     "run code when loaded (TorchScript, torch.export) are refused")
     ins.add_argument("--arch", required=True)
     ins.add_argument("--num-classes", type=int, required=True)
     ins.add_argument("--dataset")

@@ -14,14 +14,13 @@ there.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
 from .errors import InputError
 from .paths import kdci_home
+from .settings import SETTINGS, read_settings, settings_path
 
 ENV = "KDCI_ALLOWED_ROOTS"
-SETTINGS = "settings.toml"
 #: where the engine itself looks for system-installed datasets (Debian's dataset-* packages)
 SYSTEM_DATASETS = Path("/usr/share/datasets")
 
@@ -46,15 +45,8 @@ def default_roots() -> list[Path]:
 
 def _settings_roots() -> list[Path]:
     """``allowed_roots`` of ``$KDCI_HOME/settings.toml`` (relative entries: relative to it)."""
-    path = kdci_home() / SETTINGS
-    if not path.is_file():
-        return []
-    try:
-        with open(path, "rb") as f:
-            settings = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"{path}: expected a readable TOML file, found {exc}") from None
-    roots = settings.get("allowed_roots", [])
+    path = settings_path()
+    roots = read_settings().get("allowed_roots", [])
     if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
         raise InputError(f"{path}: expected allowed_roots = [\"FOLDER\", ...] (a list of strings), "
                          f"found {roots!r}")

@@ -4,20 +4,32 @@ A pickle can run any code when loaded, and dataset folders are downloaded from a
 batches go through ``RestrictedUnpickler``: it resolves only the handful of numpy globals a
 plain array needs and refuses everything else (``os.system``, ``builtins.eval``...) with an
 InputError naming the file and the refused global, before anything is called.
+
+A pickle can also ask for memory it does not hold (an opcode announcing 4 GiB of bytes, a memo
+slot 2**32, an empty array of a huge shape), so a batch is bounded first: its size against the
+budget of :mod:`~kdci_core.common.limits`, its opcodes scanned (``common.pickle_scan``) and read
+from memory, where a declared length can never exceed the file, and numpy's ``_reconstruct``
+refused a shape beyond the budget.
 """
 
 from __future__ import annotations
 
 import codecs
+import io
+import math
 import pickle
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..common.errors import InputError
+from ..common.limits import check_inflated, max_inflated_bytes
+from ..common.pickle_scan import scan_pickle
 from .common import DATASETS, as_path, finish
 from .transforms import chw_uint8_to_float
 from .types import LabeledDataset
+from .walk import contained
 
 try:  # numpy >= 2 moved its internals to numpy._core; old pickles still name numpy.core
     from numpy._core.multiarray import _reconstruct, scalar
@@ -34,10 +46,26 @@ def _encode(text, encoding="utf-8", errors="strict"):
     return codecs.encode(text, encoding, errors)
 
 
-_ALLOWED = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+class _NdarrayName:
+    """What a pickle's ``numpy.ndarray`` resolves to: only ever ``_reconstruct``'s first argument
+    (calling it, to allocate an array of any shape, fails)."""
+
+
+def _reconstruct_bounded(subtype, shape, dtype, *, source: str, budget: int):
+    """numpy's ``_reconstruct`` (the empty array a pickled array's bytes are BUILT into), refusing
+    a shape whose allocation alone would exceed the budget."""
+    if subtype is not _NdarrayName:
+        raise pickle.UnpicklingError(f"refused _reconstruct({subtype!r}, ...)")
+    dims = (shape,) if isinstance(shape, int) else tuple(shape)
+    check_inflated(source, math.prod(int(d) for d in dims) * np.dtype(dtype).itemsize,
+                   f"an array of shape {dims}", budget)
+    return _reconstruct(np.ndarray, shape, dtype)
+
+
+_ALLOWED = {("numpy", "ndarray"): _NdarrayName, ("numpy", "dtype"): np.dtype,
             ("_codecs", "encode"): _encode}
 for _mod in ("numpy.core", "numpy._core"):
-    _ALLOWED[(f"{_mod}.multiarray", "_reconstruct")] = _reconstruct
+    _ALLOWED[(f"{_mod}.multiarray", "_reconstruct")] = _reconstruct_bounded
     _ALLOWED[(f"{_mod}.multiarray", "scalar")] = scalar
     _ALLOWED[(f"{_mod}.numeric", "_frombuffer")] = _frombuffer
 
@@ -48,25 +76,34 @@ class RestrictedUnpickler(pickle.Unpickler):
     Defaults to ``encoding="bytes"`` because the original CIFAR files are Python 2 pickles.
     """
 
-    def __init__(self, file, *, source: str | None = None, encoding: str = "bytes", **kwargs):
+    def __init__(self, file, *, source: str | None = None, encoding: str = "bytes",
+                 budget: int | None = None, **kwargs):
         super().__init__(file, encoding=encoding, **kwargs)
         self.source = source or getattr(file, "name", "<pickle>")
+        self.budget = max_inflated_bytes() if budget is None else budget
 
     def find_class(self, module: str, name: str):
         try:
-            return _ALLOWED[(module, name)]
+            found = _ALLOWED[(module, name)]
         except KeyError:
             raise InputError(
                 f"{self.source}: refused to load global {module}.{name}: a dataset pickle may "
                 f"hold only numpy arrays, numbers, strings, lists and dicts (this file would "
                 f"run code when loaded)") from None
+        if found is _reconstruct_bounded:
+            return partial(found, source=self.source, budget=self.budget)
+        return found
 
 
 def read_pickle(path: Path) -> dict:
-    """One batch file as a dict, through the restricted unpickler; any damage is an InputError."""
+    """One batch file as a dict: its size checked against the budget, its opcodes scanned, then
+    through the restricted unpickler from memory; any damage is an InputError."""
+    budget = max_inflated_bytes()
     try:
-        with open(path, "rb") as f:
-            obj = RestrictedUnpickler(f, source=str(path)).load()
+        check_inflated(path, path.stat().st_size, "the file", budget)
+        blob = path.read_bytes()
+        scan_pickle(io.BytesIO(blob), max_ops=budget // 256)
+        obj = RestrictedUnpickler(io.BytesIO(blob), source=str(path), budget=budget).load()
     except InputError:
         raise
     except Exception as exc:  # truncated/garbage pickles raise many types; all mean "corrupt"
@@ -134,6 +171,8 @@ def find_dir(root, spec: dict, name: str) -> Path:
     for d in (base, base / spec["folder"]):
         missing = [f for f in files if not (d / f).is_file()]
         if not missing:
+            for f in files:  # a file that is a link out of its folder is not read
+                contained(d / f, d, name)
             return d
         state = "does not exist" if not d.is_dir() else f"missing {', '.join(missing)}"
         looked.append(f"  {d} ({state})")

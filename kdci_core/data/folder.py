@@ -13,9 +13,10 @@ import numpy as np
 
 from ..common.errors import InputError
 from .common import DATASETS, as_path, check_overrides, finish
-from .images import EXTENSIONS, decode_many, warn_skipped
+from .images import EXTENSIONS, decode_many, is_image_file, warn_skipped
 from .transforms import stratified_split, uint8_to_float
 from .types import LabeledDataset
+from .walk import Walker
 
 DEFAULT_SIZE = 32
 LAYOUT = ("expected layout: ROOT/train/<class>/<image> and ROOT/test/<class>/<image> "
@@ -27,17 +28,10 @@ def _fail(message: str):
     raise InputError(f"{message}\n{LAYOUT}")
 
 
-def _classes(folder: Path) -> list[str]:
-    """Class names = the non-hidden sub-folders, sorted (ImageFolder's own order)."""
-    from torchvision.datasets.folder import (
-        find_classes,  # lazy: torchvision imports slowly
-    )
-
-    try:
-        names, _ = find_classes(str(folder))
-    except FileNotFoundError:
-        names = []
-    names = [n for n in names if not n.startswith(".")]
+def _classes(folder: Path, walker: Walker) -> list[str]:
+    """Class names = the non-hidden sub-folders, sorted (ImageFolder's own order); a symlinked
+    one that leads out of the dataset and the allowed folders is no class (:mod:`.walk`)."""
+    names = walker.subfolders(folder)
     if not names:
         files = [p for p in folder.iterdir() if not p.name.startswith(".")]
         _fail(f"{folder}: expected one sub-folder per class, found no sub-folders "
@@ -45,11 +39,12 @@ def _classes(folder: Path) -> list[str]:
     return names
 
 
-def _scan(folder: Path, class_to_idx: dict[str, int]) -> list[tuple[str, int]]:
-    """(path, label) of every image file; a class folder without any image is an error."""
-    from torchvision.datasets.folder import make_dataset
-
-    samples = make_dataset(str(folder), class_to_idx, extensions=EXTENSIONS, allow_empty=True)
+def _scan(folder: Path, class_to_idx: dict[str, int], walker: Walker) -> list[tuple[str, int]]:
+    """(path, label) of every image file, class by class in sorted order (torchvision's
+    ``make_dataset`` order, through the walk that never loops nor leads out); a class folder
+    without any image is an error."""
+    samples = [(str(path), class_to_idx[c]) for c in sorted(class_to_idx) if (folder / c).is_dir()
+               for path in walker.files(folder / c, is_image_file)]
     counts = np.bincount([t for _, t in samples], minlength=len(class_to_idx))
     empty = [c for c, i in class_to_idx.items() if counts[i] == 0 and (folder / c).is_dir()]
     if empty:
@@ -92,29 +87,37 @@ def load(root=None, *, image_size=None, in_channels=None) -> LabeledDataset:
               f"{'a file' if base.exists() else 'nothing (it does not exist)'}")
     if not any(p for p in base.iterdir() if not p.name.startswith(".")):
         _fail(f"{base}: expected a folder of labelled images, found an empty folder")
+    walker = Walker(base)  # one walk's rule and one warning for the whole dataset
+    try:
+        return _load(base, size, in_channels, walker)
+    finally:
+        walker.warn(f"folder dataset {base}")
 
+
+def _load(base: Path, size: int, in_channels: int | None, walker: Walker) -> LabeledDataset:
+    """:func:`load` once ``base`` is known to be a non-empty folder."""
     split_mode = (base / "train").is_dir()
     if split_mode:
         train_dir = base / "train"
         test_dir = next((base / n for n in ("test", "val") if (base / n).is_dir()), None)
         if test_dir is None:
             _fail(f"{base}: found train/ but neither test/ nor val/ beside it")
-        classes = _classes(train_dir)
-        extra = sorted(set(_classes(test_dir)) - set(classes))
+        classes = _classes(train_dir, walker)
+        extra = sorted(set(_classes(test_dir, walker)) - set(classes))
         if extra:
             _fail(f"{test_dir}: expected only classes present in {train_dir}, found extra "
                   f"class folder(s): {', '.join(extra)}")
     else:
         train_dir = test_dir = base
-        classes = _classes(base)
+        classes = _classes(base, walker)
     if len(classes) < 2:
         _fail(f"{train_dir}: expected at least 2 class folders, found {len(classes)} "
               f"({', '.join(classes)})")
     class_to_idx = {c: i for i, c in enumerate(classes)}
 
-    x, y, grey, bad = _decode(_scan(train_dir, class_to_idx), size)
+    x, y, grey, bad = _decode(_scan(train_dir, class_to_idx, walker), size)
     if split_mode:
-        x_test, y_test, grey_test, bad_test = _decode(_scan(test_dir, class_to_idx), size)
+        x_test, y_test, grey_test, bad_test = _decode(_scan(test_dir, class_to_idx, walker), size)
         _check_classes(train_dir, y, classes, len(bad))
         if len(y_test) == 0:
             _fail(f"{test_dir}: every image is corrupt or unreadable ({len(bad_test)} file(s))")

@@ -2,21 +2,25 @@
 
 Looked for in the folder the user gives (or its ``fashion-mnist/`` sub-folder), then where
 Debian's ``dataset-fashion-mnist`` package installs them. Every header field is checked, so a
-wrong or damaged file is an InputError naming it rather than a reshape error deep inside numpy.
+wrong or damaged file is an InputError naming it rather than a reshape error deep inside numpy,
+and nothing is inflated beyond what the header declares and the memory budget allows.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..common.errors import InputError
+from ..common.limits import check_inflated
 from .common import DATASETS, finish
 from .transforms import uint8_to_float
 from .types import LabeledDataset
+from .walk import contained
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -47,6 +51,8 @@ def find_dir(root) -> Path:
     for d in candidate_dirs(root):
         missing = [f for f in FILES.values() if not (d / f).is_file()]
         if not missing:
+            for f in FILES.values():  # a file that is a link out of its folder is not read
+                contained(d / f, d, "fashion-mnist")
             return d
         state = "does not exist" if not d.is_dir() else f"missing {', '.join(missing)}"
         looked.append(f"  {d} ({state})")
@@ -58,27 +64,42 @@ def find_dir(root) -> Path:
 
 
 def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Decompress and parse one IDX file of unsigned bytes with ``ndim`` dimensions."""
+    """Parse one gzip-compressed IDX file of unsigned bytes with ``ndim`` dimensions, bounded:
+    the header is inflated first, its dimensions (Python ints: no overflow) are checked against
+    the memory budget, then exactly that many bytes (+1, to detect trailing data) are inflated,
+    in the gzip reader's own bounded chunks. A 2 MB gzip of zeros never becomes 2 GB."""
+    header = 4 + 4 * ndim
     try:
-        raw = gzip.decompress(path.read_bytes())
+        with gzip.open(path, "rb") as f:
+            head = f.read(header)
+            dims = _check_header(path, head, ndim)
+            expected = math.prod(dims)
+            check_inflated(path, expected, f"its header's dimensions {dims}")
+            raw = f.read(expected + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{path}: expected a complete gzip-compressed IDX file, found a "
                          f"truncated or corrupt one ({exc})") from None
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise InputError(f"{path}: expected an IDX header of {header} bytes, "
-                         f"found {len(raw)} bytes")
-    zero, code, dims_found = raw[0:2], raw[2], raw[3]
-    if zero != b"\x00\x00" or code != _UBYTE or dims_found != ndim:
-        magic = int.from_bytes(raw[:4], "big")
-        raise InputError(f"{path}: expected IDX magic number {(_UBYTE << 8) | ndim:#010x} "
-                         f"(unsigned bytes, {ndim} dimensions), found {magic:#010x}")
-    dims = [int(v) for v in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)]
-    expected = int(np.prod(dims, dtype=np.int64))
-    if min(dims) < 0 or len(raw) - header != expected:
+    if len(raw) != expected:
+        found = (f"{len(raw)} data bytes (truncated or corrupt)" if len(raw) < expected else
+                 "more data bytes after them (trailing data: a damaged or crafted file)")
         raise InputError(f"{path}: header says dimensions {dims} ({expected} data bytes), "
-                         f"found {len(raw) - header} data bytes (truncated or corrupt)")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+                         f"found {found}")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(dims)
+
+
+def _check_header(path: Path, head: bytes, ndim: int) -> list[int]:
+    """The dimensions of an IDX header of unsigned bytes with ``ndim`` dimensions."""
+    if len(head) >= 4 and head[:4] != bytes([0, 0, _UBYTE, ndim]):
+        raise InputError(f"{path}: expected IDX magic number {(_UBYTE << 8) | ndim:#010x} "
+                         f"(unsigned bytes, {ndim} dimensions), found "
+                         f"{int.from_bytes(head[:4], 'big'):#010x}")
+    if len(head) < 4 + 4 * ndim:
+        raise InputError(f"{path}: expected an IDX header of {4 + 4 * ndim} bytes, "
+                         f"found {len(head)} bytes")
+    dims = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big", signed=True) for i in range(ndim)]
+    if min(dims) < 0:
+        raise InputError(f"{path}: expected non-negative dimensions in the IDX header, found {dims}")
+    return dims
 
 
 def _read_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:

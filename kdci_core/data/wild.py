@@ -121,7 +121,7 @@ def _from_folder(folder: Path, info: DatasetInfo, n: int, seed: int) -> Tensor:
             f"wild pool source {str(folder)!r}: expected 'default', '{DATASET_PREFIX}NAME' or "
             f"an existing folder of images, "
             f"found {'a file' if folder.exists() else 'no such folder'}")
-    files = list_images(folder)
+    files = list_images(folder, "wild pool folder")  # links: never out of it or the allowed folders
     if not files:
         raise InputError(f"wild pool folder {folder}: expected image files "
                          f"({', '.join(EXTENSIONS)}) anywhere under it, found none")

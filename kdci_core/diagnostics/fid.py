@@ -23,6 +23,7 @@ from torch import nn
 from ..common.errors import InputError
 from ..common.progress import Progress, report
 from ..data.types import DatasetInfo
+from ..models.checkpoint_files import check_torch_file
 
 INCEPTION_DIM = 2048
 _PATCH_LOCK = threading.Lock()  # the no-download build swaps a module global for a moment
@@ -61,6 +62,11 @@ def build_fid_inception(weights: str | Path) -> nn.Module:
     path = Path(weights)
 
     def load_local(url: str, *args, **kwargs) -> dict:
+        try:
+            check_torch_file(path)  # no code archive, nothing inflated past the memory budget
+        except InputError as exc:
+            raise InputError(f"inception_weights: expected pytorch-fid's {_cached_weights().name}, "
+                             f"cannot read {str(path)!r}: {exc}") from None
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:

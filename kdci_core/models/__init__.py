@@ -3,7 +3,8 @@
 Every classifier follows the contract in docs/ARCHITECTURE.md: ``forward(x,
 return_features=False)``, attributes ``num_classes``, ``in_channels``, ``feature_dim``, BatchNorm
 layers, any input size from 8 px. Importing this package registers all architectures.
-``weights``: safe weight-file I/O (safetensors, weights-only state dicts, TorchScript tensors);
+``weights``: safe weight-file I/O (safetensors and weights-only state dicts; TorchScript and other
+code archives are refused, judged by ``checkpoint_files`` before anything is read);
 ``evaluation``: logits, accuracy and per-class scores of any classifier.
 """
 

@@ -1,19 +1,17 @@
-"""Safe checkpoint I/O: safetensors, weights-only state dicts, TorchScript. Never plain pickle.
+"""Safe checkpoint I/O: safetensors and weights-only state dicts. Never plain pickle, never code.
 
-A user's file is untrusted: ``.pt``/``.pth`` go through ``torch.load(weights_only=True)``, which
-refuses any pickle that would import or call code; TorchScript archives are read only for their
-tensors. Every failure becomes an :class:`InputError` that says what the file is and why: a
-rejected file is told apart by its bytes and pickle opcodes alone (nothing is unpickled) as no
-checkpoint at all (corrupt, truncated, foreign) or a real pickle that asks to run code.
+A user's file is untrusted. Before anything is read, :mod:`.checkpoint_files` judges it from its
+bytes, zip directory and pickle opcodes: TorchScript and torch.export archives (which run code
+when loaded) are refused, and so is a file that declares more memory than the budget of
+:mod:`~kdci_core.common.limits`. ``.pt``/``.pth`` then go through
+``torch.load(weights_only=True)``, which refuses any pickle that would import or call code.
+Every failure is an :class:`InputError` that says what the file is and why.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import pickletools
-import zipfile
 from pathlib import Path
 
 import torch
@@ -21,6 +19,7 @@ import torch.nn as nn
 
 from ..common.errors import InputError
 from ..common.jsonio import temp_path
+from .checkpoint_files import check_safetensors, check_torch_file
 
 MAX_CHECKPOINT_BYTES = 2 * 2**30
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "student", "teacher")
@@ -38,71 +37,10 @@ def read_checkpoint(path) -> tuple[dict, dict, str]:
         raise InputError(f"checkpoint {path}: expected at most {MAX_CHECKPOINT_BYTES >> 20} MiB, "
                          f"found {size >> 20} MiB")
     if path.suffix == ".safetensors":
+        check_safetensors(path)
         return (*_read_safetensors(path), "safetensors")
-    try:
-        if _is_torchscript(path):
-            return _read_torchscript(path), {}, "torchscript"
-        return _read_pickled_state_dict(path), {}, "state_dict"
-    except InputError:  # rejected: say whether it is no checkpoint at all or a pickle with code
-        why = not_a_checkpoint(path)
-        if why is not None:
-            raise InputError(f"checkpoint {path}: not a PyTorch/safetensors checkpoint: {why}. "
-                             "Expected .safetensors, a torch.save state dict (.pt/.pth) or "
-                             "TorchScript") from None
-        raise
-
-
-#: bytes of a pickle read to tell a corrupt file from a real one (the pickles of torch.save's
-#: formats are small: the tensors' bytes are elsewhere)
-SCAN_BYTES = 16 << 20
-
-
-def _scan_pickles(blob: bytes, whole: bool, count: int) -> str | None:
-    """Why ``blob`` is not a sequence of up to ``count`` pickle streams (None: it parses, or our
-    window ends inside one). Decodes opcodes only (``pickletools``): nothing is unpickled."""
-    f = io.BytesIO(blob)
-    for _ in range(count):
-        if f.tell() == len(blob):
-            return None
-        try:
-            for _op, _arg, _pos in pickletools.genops(f):
-                pass
-        except ValueError as exc:
-            text = str(exc)
-            truncated = any(w in text for w in ("remain", "not enough data", "exhausted", "no newline"))
-            if truncated and not whole:
-                return None  # our window ended, not the file
-            return text[:120]
-    return None
-
-
-def not_a_checkpoint(path) -> str | None:
-    """Why the file at ``path`` cannot be a PyTorch checkpoint at all (None when it may be one:
-    a zip archive or pickle stream that parses). Reads only bytes and opcodes."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            blob = f.read(SCAN_BYTES + 1)
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as z:
-                pkl = [n for n in z.namelist() if n.endswith("data.pkl")]
-                if not pkl:
-                    return "a zip archive without the data.pkl of torch.save's format"
-                with z.open(pkl[0]) as member:
-                    inner = member.read(SCAN_BYTES + 1)
-            why = _scan_pickles(inner[:SCAN_BYTES], len(inner) <= SCAN_BYTES, 1)
-            return None if why is None else f"a zip archive whose data.pkl is no pickle stream ({why})"
-    except (OSError, zipfile.BadZipFile, RuntimeError, EOFError) as exc:  # zlib errors: RuntimeError
-        return f"an unreadable file or archive ({type(exc).__name__}: {str(exc)[:120]})"
-    whole = len(blob) <= SCAN_BYTES
-    if blob.startswith(b"PK\x03\x04"):
-        return "a damaged or truncated zip archive (torch.save's format): no central directory"
-    # legacy torch.save: magic number, protocol, system info, then the object: four pickles
-    why = _scan_pickles(blob[:SCAN_BYTES], whole, 4)
-    if why is None:
-        return None
-    return (f"neither a zip archive (torch.save) nor a pickle stream (legacy torch.save): {why}; "
-            f"it starts with bytes {blob[:8].hex(' ') or '(none)'}")
+    check_torch_file(path)
+    return _read_pickled_state_dict(path), {}, "state_dict"
 
 
 def _read_safetensors(path: Path) -> tuple[dict, dict]:
@@ -115,26 +53,6 @@ def _read_safetensors(path: Path) -> tuple[dict, dict]:
         raise InputError(f"checkpoint {path}: expected a safetensors file, found an unreadable one "
                          f"({type(exc).__name__}: {exc})") from None
     return sd, meta
-
-
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return False
-    return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
-
-
-def _read_torchscript(path: Path) -> dict:
-    try:
-        module = torch.jit.load(str(path), map_location="cpu")
-    except Exception as exc:
-        raise InputError(f"checkpoint {path}: looks like TorchScript but could not be read "
-                         f"({type(exc).__name__}: {str(exc)[:200]})") from None
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def _read_pickled_state_dict(path: Path) -> dict:

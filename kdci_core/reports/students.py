@@ -45,7 +45,7 @@ def load_run_student(run: Run, *, device="cpu") -> nn.Module:
         status = run.status().get("status")
         raise InputError(f"run {run.run_id}: no student checkpoint (status {status}); only finished "
                          f"runs have one")
-    return load_teacher(path, cfg["student"], device=device).model
+    return load_teacher(path, cfg["student"], device=device, require_finite=False).model
 
 
 @torch.no_grad()

@@ -103,6 +103,20 @@ def _guess_arch(state_dict: dict, tried: str) -> str:
     return ""
 
 
+def check_finite(state_dict: dict, source: str) -> None:
+    """Refuse weights holding NaN or Inf: such a model predicts one class for every input (its
+    "accuracy" is the share of that class), so it is no teacher at all. Names each tensor."""
+    bad = []
+    for name, t in state_dict.items():
+        if t.is_floating_point() or t.is_complex():
+            n = int(t.numel() - torch.isfinite(t).sum())
+            if n:
+                bad.append(f"{name} ({n:,} of {t.numel():,} values)")
+    if bad:
+        raise InputError(f"{source}: expected finite weights, found NaN/Inf in {len(bad)} tensor(s): "
+                         f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
+
+
 def freeze(model: nn.Module) -> nn.Module:
     model.eval()
     for p in model.parameters():
@@ -111,9 +125,13 @@ def freeze(model: nn.Module) -> nn.Module:
 
 
 def load_teacher(path, arch: str, *, num_classes: int | None = None, in_channels: int | None = None,
-                 device: torch.device | str = "cpu") -> TeacherBundle:
-    """Load and validate a teacher file (.safetensors, .pt/.pth state dict, TorchScript)."""
+                 device: torch.device | str = "cpu", require_finite: bool = True) -> TeacherBundle:
+    """Load and validate a teacher file (.safetensors or a .pt/.pth state dict; TorchScript is
+    refused: it runs code when loaded). ``require_finite=False`` lets a report show a run's
+    student that diverged (its NaN weights are a result, not a bad input)."""
     state_dict, meta, fmt = read_checkpoint(path)
+    if require_finite:
+        check_finite(state_dict, f"checkpoint {path}")
     model = build_validated(state_dict, arch, num_classes=num_classes, in_channels=in_channels,
                             source=f"checkpoint {path}")
     return TeacherBundle(model=freeze(model.to(device)), arch=arch, num_classes=model.num_classes,

@@ -1,7 +1,7 @@
 """Uploaded checkpoints: size-checked, stored under ``$KDCI_HOME/uploads`` with a safe file name.
 
 Storing only copies bytes; reading them back is :func:`~kdci_core.teachers.load_teacher`'s job
-(weights-only loading, never plain unpickling).
+(weights-only loading, never plain unpickling, never code: TorchScript is refused).
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from ..common.jsonio import atomic_write_bytes, atomic_write_json, read_json
 from ..common.paths import file_sha256, kdci_home
 from ..models.weights import MAX_CHECKPOINT_BYTES
 
+#: TorchScript's suffixes stay accepted by the file picker so that such a file reaches the engine
+#: and the page says why it is refused (it runs code when loaded) and what to upload instead;
+#: without them Streamlit only says "file type not allowed"
 UPLOAD_TYPES = ["safetensors", "pt", "pth", "ts", "torchscript"]
 
 

@@ -1,6 +1,6 @@
 """Dashboard tests: the app starts on the Teacher page, the built-in teacher is shown with its
 accuracy, and uploaded files are validated safely (AppTest cannot drive st.file_uploader, so the
-upload step is tested through ``kdci_core.teachers``)."""
+upload step is tested through ``kdci_core.teachers``, or with ``st.file_uploader`` replaced)."""
 
 from __future__ import annotations
 
@@ -119,6 +119,41 @@ def _torch_save_bytes(obj, tmp_path) -> bytes:
     out = tmp_path / "zip.pt"
     torch.save(obj, out)
     return out.read_bytes()
+
+
+class _Uploaded:
+    """What ``st.file_uploader`` returns for one chosen file (AppTest cannot drive the widget)."""
+
+    def __init__(self, path):
+        self.name, self._data = path.name, path.read_bytes()
+        self.size, self.file_id = len(self._data), f"test-{path.name}"
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+@pytest.mark.parametrize("name", ["teacher.ts", "teacher.pt"])
+def test_uploaded_torchscript_is_refused_without_running_it(home, tmp_path, monkeypatch, name):
+    """The page's own upload path (``st.file_uploader`` -> stored -> validated): a TorchScript
+    archive whose code would overwrite another file is refused by its member names, and the page
+    says why and what to upload instead."""
+    import streamlit
+
+    from tests.crafted import VICTIM, crafted_torchscript
+
+    evil, victim = crafted_torchscript(tmp_path, name)
+    original = streamlit.file_uploader
+    monkeypatch.setattr(streamlit, "file_uploader", lambda label, *a, **k: _Uploaded(evil)
+                        if label == "Teacher checkpoint" else original(label, *a, **k))
+    at = AppTest.from_file(MAIN, default_timeout=300)
+    at.run()
+    at.radio[0].set_value("Upload a checkpoint").run()
+    assert not at.exception, at.exception
+    assert victim.read_bytes() == VICTIM, "the uploaded archive's code ran"
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "refused: a TorchScript archive" in errors[0], errors
+    assert "torch.save(model.state_dict(), path)" in errors[0] and not at.success
+    assert at.session_state["teacher"]["source"] == "builtin"
 
 
 def test_upload_wrong_class_count(home):

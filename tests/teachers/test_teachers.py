@@ -40,11 +40,14 @@ def test_plain_state_dict_with_dataparallel_prefix(tmp_path, lenet):
     assert _same(load_teacher(tmp_path / "dp.pt", "lenet5").model, lenet)
 
 
-def test_torchscript(tmp_path, lenet):
+def test_torchscript_refused(tmp_path, lenet):
+    """Even a plain traced model: loading TorchScript runs its code (tests/teachers/
+    test_untrusted_files.py has one that overwrites a file); the message says what to save."""
     traced = torch.jit.trace(lenet, torch.randn(2, 1, 8, 8))
     traced.save(str(tmp_path / "t.ts"))
-    bundle = load_teacher(tmp_path / "t.ts", "lenet5", num_classes=10)
-    assert bundle.checkpoint_format == "torchscript" and _same(bundle.model, lenet)
+    with pytest.raises(InputError, match=r"refused: a TorchScript archive .*"
+                                         r"torch.save\(model.state_dict\(\), path\)"):
+        load_teacher(tmp_path / "t.ts", "lenet5", num_classes=10)
 
 
 class _Evil:
