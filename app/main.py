@@ -1,7 +1,10 @@
 """KDCI Studio dashboard entry point: ``streamlit run app/main.py``.
 
 Sets the page up, renders the controls shared by every page (device) and hands over to
-``st.navigation`` over the page scripts in ``pages/`` at the repository root.
+``st.navigation`` over the page scripts in ``pages/`` at the repository root. Its Streamlit
+settings (127.0.0.1 only, 2 GiB uploads, XSRF protection) are ``app/.streamlit/config.toml``,
+which Streamlit reads beside this script wherever the server is started; ``app/serving.py``
+refuses to serve on another address that no flag or variable chose.
 
 The page scripts are deliberately not in ``app/pages/``: Streamlit treats a ``pages/`` folder
 beside the main script as a legacy multipage app until ``st.navigation`` has run once in the
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.serving import refuse_if_exposed
 from app.shared import DEVICE_KEY, remember, remembered
 from kdci_core.common.device import DEVICE_CHOICES
 
@@ -26,6 +30,7 @@ ICON = Path(__file__).resolve().parent / "static" / "icon.png"
 
 st.set_page_config(page_title="KDCI Studio", page_icon=ICON, layout="wide",
                    initial_sidebar_state="expanded")
+refuse_if_exposed()  # private unless the operator chose an address for this start
 
 page = st.navigation([
     st.Page(PAGES / "teacher.py", title="Teacher", icon=":material/school:", default=True),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.shared import as_text
 from kdci_core.common.errors import InputError
 from kdci_core.figures.runs import curves_figure
 from kdci_core.kdci import inert_reason
@@ -27,8 +28,8 @@ def show(store: RunStore, run_id: str) -> None:
     """Everything about one run, with the actions that apply to it now."""
     try:
         run = store.get(run_id)
-    except InputError as exc:
-        st.error(str(exc))
+    except InputError as exc:  # the id came from the address bar: text, never Markdown
+        st.error(as_text(exc))
         return
     try:
         summary, result = run.summary(), run.result() or {}
@@ -103,9 +104,11 @@ def show(store: RunStore, run_id: str) -> None:
 
 
 def notes(run) -> None:
-    """The run's tags and notes, editable (kept in the run folder, shown in the run table)."""
+    """The run's tags and notes, editable (kept in the run folder, shown in the run table); the
+    tags in the label are text (a tag ``![x](URL)`` must not load an image)."""
     current = run.annotations()
-    with st.expander(f"Tags and notes{': ' + ', '.join(current['tags']) if current['tags'] else ''}",
+    tags = as_text(", ".join(current["tags"]))
+    with st.expander(f"Tags and notes{': ' + tags if tags else ''}",
                      expanded=bool(current["notes"])):
         with st.form(f"detail_notes_{run.run_id}", border=False):
             tags = st.text_input("Tags (comma-separated)", ", ".join(current["tags"]),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.shared import remember, remembered
+from app.shared import as_text, remember, remembered
 from kdci_core.common.errors import InputError
 from kdci_core.runs import LISTED, RunStore
 from kdci_core.runs.table import format_seconds, groups, table_rows
@@ -55,7 +55,7 @@ def apply_edits(current: list[str], shown: list[str], edited_rows: dict, store: 
                 tags = [t for t in str(change["tags"] or "").split(",")] if "tags" in change else None
                 store.get(run_id).annotate(tags=tags, notes=change.get("notes"))
             except InputError as exc:
-                st.toast(str(exc))
+                st.toast(as_text(exc))  # may quote what was typed
     return chosen
 
 

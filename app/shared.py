@@ -54,6 +54,20 @@ def page_message(message: str, fields: dict | None = None) -> str:
     return message
 
 
+#: ASCII punctuation but "-", which is Markdown only where a line starts (a list, a rule)
+_MARKUP = re.compile(r"([!-,./:-@\[-`{-~])")
+
+
+def as_text(value) -> str:
+    """``value`` shown as itself by any Streamlit element that renders Markdown (labels,
+    captions, alerts, toasts): ASCII punctuation backslash-escaped (CommonMark shows an escaped
+    one as itself, so no emphasis, link, image, ``:red[...]`` or ``$math$``), "-" only at the
+    start (ids stay readable), line breaks as spaces. For what users type (tags, notes, run
+    names, a link's run ids)."""
+    text = _MARKUP.sub(r"\\\1", " ".join(str(value).splitlines()))
+    return "\\" + text if text.startswith("-") else text
+
+
 def show_error(exc: Exception, fields: dict | None = None) -> None:
     """``st.error`` with the engine's message in the page's words (:func:`page_message`)."""
     st.error(page_message(str(exc), fields))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.shared import device, progress_bar, show_error
+from app.shared import as_text, device, progress_bar, show_error
 from kdci_core.common.errors import InputError
 from kdci_core.figures.runs import curves_figure, gain_figure, short_id
 from kdci_core.reports import (accuracy_columns, accuracy_table, compare_runs, config_tables, export_report,
@@ -64,7 +64,8 @@ def linked_selection(options: list[str]) -> list[str] | None:
     asked = [r.strip() for r in str(text).split(",") if r.strip()]
     unknown = [r for r in asked if r not in options]
     if unknown:
-        st.warning(f"Left out of the link's selection (not finished runs of this store): {', '.join(unknown)}")
+        st.warning("Left out of the link's selection (not finished runs of this store): "
+                   + as_text(", ".join(unknown)))  # the link's words: text, never Markdown
     return [r for r in asked if r in options]
 
 
@@ -243,7 +244,7 @@ def render() -> None:
         return
     for note in comp.notes:
         if not note.startswith("KDCI is inert"):  # shown with the telemetry
-            st.caption(f"Note: {note}")
+            st.caption(f"Note: {as_text(note)}")  # it may quote config values
     dev = str(device())
     show_accuracy(comp)
     show_telemetry(comp)

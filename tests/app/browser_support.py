@@ -29,40 +29,49 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(kdci_home):
-    """A `streamlit run app/main.py` server process of its own; yields its URL and always stops
-    it, also when the test fails inside."""
+def streamlit_server(kdci_home, *, cwd=REPO, script="app/main.py", flags=(), env=None):
+    """``streamlit run SCRIPT`` started in ``cwd`` on a free port (headless, plus ``flags``),
+    waited on until healthy; yields ``(process, url)`` and always stops it, also when the test
+    fails inside. ``env`` adds to (or, with None values, removes from) the environment."""
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
+    environ = {**os.environ, "KDCI_HOME": str(kdci_home), **(env or {})}
     # the server's output goes to a file: a pipe nobody reads fills up and stalls the server
     log = open(ARTIFACTS / f"streamlit-{port}.log", "wb")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1"],
-        cwd=REPO, env={**os.environ, "KDCI_HOME": str(kdci_home)},
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+         "--server.headless", "true", *flags],
+        cwd=cwd, env={k: v for k, v in environ.items() if v is not None},
         stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        log.close()
-        pytest.fail("streamlit server did not become healthy in 90 s:\n"
-                    + Path(log.name).read_text(errors="replace")[-2000:])
     try:
-        yield url
+        deadline = time.time() + 90
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"streamlit server did not become healthy in 90 s (exit status {proc.poll()}):\n"
+                        + Path(log.name).read_text(errors="replace")[-2000:])
+        yield proc, url
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
         log.close()
+
+
+@contextlib.contextmanager
+def serve(kdci_home):
+    """The dashboard's own `streamlit run app/main.py` from the repository root, on 127.0.0.1;
+    yields its URL."""
+    with streamlit_server(kdci_home, flags=("--server.address", "127.0.0.1")) as (_, url):
+        yield url
 
 
 def upload(page, server, path):
