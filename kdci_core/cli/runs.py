@@ -32,11 +32,15 @@ def cmd_worker(args) -> int:
         execute_by_id(args.run_id, args.home, resume=args.resume, slots=args.slots or None,
                       backend=args.backend)
     except _Terminated:
-        from ..runs.status import CANCELLED
+        from ..runs.status import ACTIVE, CANCELLED, StatusConflict
         from ..runs.store import RunStore
 
-        RunStore(args.home).get(args.run_id).set_status(
-            CANCELLED, pid=None, error="cancelled: terminated (SIGTERM) while the worker started")
+        try:
+            RunStore(args.home).get(args.run_id).set_status(
+                CANCELLED, expect=ACTIVE, pid=None,
+                error="cancelled: terminated (SIGTERM) while the worker started")
+        except StatusConflict:  # already ended (the cancel that sent the SIGTERM marked it)
+            pass
     return 0
 
 

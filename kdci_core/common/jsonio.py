@@ -1,7 +1,9 @@
-"""Atomic file writes and tolerant JSON reads, shared by the run store and the recorders.
+"""Atomic file writes, whole-line appends and tolerant JSON reads, shared by the run store and
+the recorders.
 
 A whole-file write goes to a temporary name in the same folder and is renamed over the target,
-so a reader (or a worker killed mid-write) never sees half a file.
+so a reader (or a worker killed mid-write) never sees half a file; a write that fails (a full or
+read-only disk) leaves no temporary and raises a StorageError naming the file and the cause.
 """
 
 from __future__ import annotations
@@ -69,6 +71,28 @@ def _atomic_write(path: Path, data: bytes, fsync: bool) -> None:
         except OSError:
             pass
         raise storage_error(path, exc) from None
+
+
+def append_line(path: Path, line: bytes) -> None:
+    """``line`` at the end of ``path`` by a single ``write`` to an O_APPEND file: a reader sees the
+    whole line or (a process killed mid-write) a torn one it can skip. A write the disk cuts
+    short is cut back off (truncating needs no room), so no torn line sits before a later one;
+    then a StorageError."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+    try:
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
+            os.ftruncate(fd, start)
+            raise storage_error(path, exc) from None
+    finally:
+        os.close(fd)
 
 
 def atomic_write_json(path: Path, obj) -> None:

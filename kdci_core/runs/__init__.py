@@ -1,8 +1,10 @@
 """Runs: the on-disk run store, its index, the status vocabulary, the recorder callbacks, the
 worker, launching and resuming, the monitor, and the backends that start workers.
 
-- ``status``: ``STATUSES``, ``ACTIVE``, ``TERMINAL``, ``RESUMABLE``, ``CORRUPT`` (listed only);
-- ``store`` / ``index``: one folder per run under ``$KDCI_HOME/runs`` plus a SQLite index;
+- ``status``: ``STATUSES``, ``ACTIVE``, ``TERMINAL``, ``RESUMABLE``, ``CORRUPT`` (listed only),
+  ``TRANSITIONS`` (the one state machine; ``StatusConflict`` when a change is refused);
+- ``store`` / ``index``: one folder per run under ``$KDCI_HOME/runs`` plus a SQLite index (a
+  cache: rebuilt when damaged, kept in memory when the disk refuses it); ``locks``, ``reserve``;
 - ``recorder``: loop callbacks committing checkpoint, metrics, status, result and figures;
 - ``worker``: ``execute`` (what every backend runs), with slots and a heartbeat;
 - ``launcher``: ``launch``, ``launch_grid``, ``resume`` (on the run's own backend), ``run_inline``;
@@ -23,7 +25,7 @@ _WHERE = {
     "wait_for": "monitor",
     "CHECKPOINT": "recorder", "Cancelled": "recorder",
     "ACTIVE": "status", "CORRUPT": "status", "LISTED": "status", "RESUMABLE": "status",
-    "STATUSES": "status", "TERMINAL": "status",
+    "STATUSES": "status", "TERMINAL": "status", "TRANSITIONS": "status", "StatusConflict": "status",
     "Run": "store", "RunStore": "store", "run_label": "store", "validate_run_id": "store",
     "validate_run_name": "store",
     "execute": "worker", "execute_by_id": "worker",

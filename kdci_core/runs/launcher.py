@@ -7,9 +7,7 @@ heartbeats and checkpoints carry on.
 
 from __future__ import annotations
 
-import fcntl
 import itertools
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Iterable
 
@@ -19,7 +17,7 @@ from ..distill import Callback, DistillConfig, Distiller
 from .backends import Backend, get_backend
 from .integrity import CHECKPOINT, checkpoint_problem
 from .monitor import reconcile
-from .status import QUEUED, RESUMABLE
+from .status import QUEUED, RESUMABLE, StatusConflict
 from .store import Run, RunStore
 from .worker import execute
 
@@ -52,17 +50,6 @@ def run_backend(status: dict) -> str:
     return "ray" if status.get("backend") == "ray" else "local"
 
 
-@contextmanager
-def run_lock(run: Run):
-    """An exclusive lock on one run folder (``.lock``), for check-then-set changes of its status."""
-    with open(run.path(".lock"), "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def resume_plan(run: Run, status: dict) -> str:
     """What a resume of ``run`` will do, in words (the command line prints it)."""
     if run.path(CHECKPOINT).exists():
@@ -74,10 +61,11 @@ def resume_plan(run: Run, status: dict) -> str:
 def claim_resume(store: RunStore, run_id: str) -> tuple[Run, dict, str]:
     """Make a failed or cancelled run ``queued`` for its resume, under the run's lock, so that of
     two resumes at the same instant one wins and the other is refused (the run is no longer
-    resumable). Returns the run, its status before, and :func:`resume_plan`."""
+    resumable), and a cancel after it finds the run queued and wins (the worker starts only a
+    run still queued). Returns the run, its status before, and :func:`resume_plan`."""
     reconcile(store)
     run = store.get(run_id)
-    with run_lock(run):
+    with run.lock():
         st = run.status()
         if st.get("status") not in RESUMABLE:
             raise InputError(f"run {run.run_id}: it is {st.get('status')}; only failed or cancelled "
@@ -91,7 +79,7 @@ def claim_resume(store: RunStore, run_id: str) -> tuple[Run, dict, str]:
         for tmp in run.root.glob(".*.tmp"):  # half-written files of the killed worker (jsonio)
             tmp.unlink(missing_ok=True)
         run.clear_cancel()
-        run.set_status(QUEUED, pid=None, error=None, resume_plan=plan)
+        run.set_status(QUEUED, expect=RESUMABLE, pid=None, error=None, resume_plan=plan)
     return run, st, plan
 
 
@@ -106,7 +94,11 @@ def resume(store: RunStore, run_id: str, backend: Backend | None = None, *,
                                   max_concurrent=max_concurrent)
         backend.submit(run, resume=True)
     except BaseException as exc:  # no worker started: the run is resumable again, not stuck queued
-        run.set_status(st.get("status"), pid=None, error=f"resume could not start a worker: {exc}")
+        try:
+            run.set_status(st.get("status"), expect=(QUEUED,), pid=None,
+                           error=f"resume could not start a worker: {exc}")
+        except StatusConflict:  # cancelled meanwhile: that is its status now
+            pass
         raise
     return plan
 

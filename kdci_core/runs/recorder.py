@@ -13,6 +13,7 @@ import os
 import threading
 import time
 
+from ..common.errors import StorageError
 from ..common.faults import fault_point
 from ..common.jsonio import atomic_write_text
 from ..common.progress import Progress
@@ -47,7 +48,8 @@ class EpochRecorder(Callback):
         save_state(state, self.run.path(CHECKPOINT))
         self.run.append_metrics(record)
         fault_point("after_metrics")
-        self.run.set_status(RUNNING, checkpoint_step=state["step"], epoch=record.get("epoch"))
+        self.run.set_status(RUNNING, expect=(RUNNING,), checkpoint_step=state["step"],
+                            epoch=record.get("epoch"))
         self.pending = None
 
 
@@ -71,7 +73,8 @@ class LiveProgress(Callback):
 
     def on_fit_start(self, distiller) -> None:
         self.total, self.t0 = distiller.total_steps, time.time()
-        self.run.set_status(RUNNING, teacher_sha256=distiller.teacher.sha256, total_steps=self.total)
+        self.run.set_status(RUNNING, expect=(RUNNING,), teacher_sha256=distiller.teacher.sha256,
+                            total_steps=self.total)
 
     def on_step_end(self, step: int, metrics: dict) -> None:
         now = time.time()
@@ -168,8 +171,8 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self.stopped.is_set():
             try:
-                self.run_.heartbeat()
-            except OSError:
+                self.run_.heartbeat()  # atomic: a failed beat leaves no temporary behind
+            except (OSError, StorageError):
                 pass  # a full disk must not kill the run; the monitor will notice staleness
             self.stopped.wait(self.every)
 
@@ -182,9 +185,14 @@ class Heartbeat(threading.Thread):
 
     def __exit__(self, *exc) -> None:
         self.stop()
+        self.join(timeout=5)  # no beat after the worker's end (nor a temporary of one)
 
 
 def worker_log_line(run: Run, text: str) -> None:
-    """One timestamped line in the run's ``worker.log`` (what the worker decided, for a reader)."""
-    with open(run.path("worker.log"), "a") as f:
-        f.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}] {text}\n")
+    """One timestamped line in the run's ``worker.log`` (what the worker decided, for a reader);
+    best effort: a disk with no room for it does not stop the worker."""
+    try:
+        with open(run.path("worker.log"), "a") as f:
+            f.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}] {text}\n")
+    except OSError:
+        pass

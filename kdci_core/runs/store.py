@@ -6,10 +6,12 @@ timestamps), ``metrics.jsonl`` (one JSON object per evaluation, appended as they
 ``student.safetensors``, ``annotations.json`` (the user's tags and notes, written only by the
 user's side), and while it runs ``heartbeat`` (the worker's last sign of life), ``progress.json``
 (its step counter and ETA), ``checkpoint.safetensors`` (the resumable state, see
-kdci_core.distill.state), ``worker.log`` and ``cancel`` (a cancel request). Plain files,
-readable without the app; every whole-file write is atomic (temp file + rename); a torn last
-metrics line (a worker killed mid-write) is skipped on read. ``index.sqlite`` (index.py) mirrors
-each run's summary for listing; the folders are the truth and rebuild it.
+kdci_core.distill.state), ``worker.log`` and ``cancel`` (a cancel request), and the hidden
+``.lock`` (status changes, status.py's state machine) and ``.status.reserve`` (reserve.py). Plain
+files, readable without the app; every whole-file write is atomic (temp file + rename, no
+temporary left when it fails); a torn last metrics line (a worker killed mid-write) is skipped on
+read, and an append that fails is cut back. ``index.sqlite`` (index.py) mirrors each run's
+summary for listing; the folders are the truth and rebuild it.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import time
 from pathlib import Path
 
 from ..common.errors import InputError
-from ..common.jsonio import (atomic_write_json, atomic_write_text, json_default, read_json, storage_error,
-                             temp_path)
+from ..common.jsonio import (append_line, atomic_write_json, atomic_write_text, json_default, read_json,
+                             storage_error)
 from ..common.paths import kdci_home
 from .index import RunIndex
 from .integrity import problems
+from .locks import file_lock
 from .names import is_run_id, normal_name, validate_run_id, validate_run_name
-from .status import ACTIVE, CORRUPT, QUEUED, RUNNING, STATUSES
+from .status import ACTIVE, CORRUPT, QUEUED, RUNNING, check_transition
 
 __all__ = ["Run", "RunStore", "run_label", "validate_run_id", "validate_run_name"]
 
@@ -42,10 +45,24 @@ class Run:
         self.index = index
 
     # --- writing -------------------------------------------------------------------------
-    def set_status(self, status: str, **fields) -> dict:
-        if status not in STATUSES:
-            raise ValueError(f"unknown status {status!r}")
+    def lock(self):
+        """The run folder's exclusive lock (locks.file_lock): every status change holds it."""
+        return file_lock(self.root / ".lock")
+
+    def set_status(self, status: str, *, expect=None, **fields) -> dict:
+        """Change the status under the run's lock, checked against the state machine
+        (status.TRANSITIONS; ``expect``: the statuses the run must have now); StatusConflict
+        when the change is not allowed, StorageError when the file cannot be written."""
+        with self.lock():
+            state = self.next_status(status, expect=expect, **fields)
+            self.write_status(state)
+            return state
+
+    def next_status(self, status: str, *, expect=None, **fields) -> dict:
+        """The state ``set_status`` would write (checked, not written): for a caller that holds
+        the lock and must decide what to do when the disk refuses it (the monitor)."""
         state = self.status()
+        check_transition(self.run_id, state.get("status"), status, expect)
         now = time.time()
         if state.get("status") != status or not state.get("transitions"):  # the status history
             state.setdefault("transitions", []).append({"status": status, "at": now,
@@ -53,9 +70,17 @@ class Run:
         state.update(fields, status=status, updated_at=now)
         if status == RUNNING:
             state.setdefault("started_at", now)
+        return state
+
+    def write_status(self, state: dict) -> None:
         atomic_write_json(self.root / "status.json", state)
         self.sync_index(state)
-        return state
+
+    def hold_status(self, state: dict) -> None:
+        """Show ``state`` in this process's listings without writing it anywhere (the disk
+        refused it): ``status()`` and the index's rows show it while the status file is unchanged."""
+        if self.index is not None:
+            self.index.held[self.run_id] = (_readable(self.status_file, {}).get("updated_at"), state)
 
     def sync_index(self, state: dict | None = None) -> None:
         """Write this run's row of the index from its folder (or from ``state`` just written)."""
@@ -112,9 +137,7 @@ class Run:
 
     def heartbeat(self) -> None:
         """The worker is alive (a timestamp in its own file: no race with status writes)."""
-        tmp = temp_path(self.root / "heartbeat")
-        tmp.write_text(f"{time.time():.3f}")
-        os.replace(tmp, self.root / "heartbeat")
+        atomic_write_text(self.root / "heartbeat", f"{time.time():.3f}")
 
     def last_heartbeat(self) -> float | None:
         try:
@@ -123,7 +146,18 @@ class Run:
             return None
 
     def request_cancel(self) -> None:
-        (self.root / "cancel").write_text(f"{time.time():.3f}")
+        """The cancel flag. The file's existence is the request, so a full disk (room for a
+        name, none for bytes) still takes it; the time goes in when there is room."""
+        try:
+            fd = os.open(self.root / "cancel", os.O_WRONLY | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise storage_error(self.root / "cancel", exc) from None
+        try:
+            os.write(fd, f"{time.time():.3f}".encode())
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def clear_cancel(self) -> None:
         (self.root / "cancel").unlink(missing_ok=True)
@@ -152,14 +186,8 @@ class Run:
                           "".join(json.dumps(m, default=json_default) + "\n" for m in records))
 
     def _append(self, name: str, record: dict) -> None:
-        """One record as one line, written by a single ``write`` to an O_APPEND file: a reader sees
-        the whole line or (a worker killed mid-write) a torn one it skips."""
-        line = (json.dumps(record, default=json_default) + "\n").encode()
-        fd = os.open(self.root / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        """One record as one line (jsonio.append_line: whole, torn at a kill, cut back on a full disk)."""
+        append_line(self.root / name, (json.dumps(record, default=json_default) + "\n").encode())
 
     def write_progress(self, progress: dict) -> None:
         """The worker's step counter (``progress.json``, atomic; rewritten about once a second)."""
@@ -177,6 +205,13 @@ class Run:
         return _json_object(self.root / "config.json") or {}
 
     def status(self) -> dict:
+        """The status file's state, or the one this process holds for it (``hold_status``)."""
+        state = self.status_file()
+        held = self.index.held.get(self.run_id) if self.index is not None else None
+        return dict(held[1]) if held and held[0] == state.get("updated_at") else state
+
+    def status_file(self) -> dict:
+        """What ``status.json`` says (no held state)."""
         return _json_object(self.root / "status.json") or {"status": QUEUED}
 
     def result(self) -> dict | None:
@@ -270,6 +305,7 @@ class RunStore:
         self.runs_dir = self.home / "runs"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.index = RunIndex(self.home / "index.sqlite")
+        self.index.refill = self.rebuild_index  # after a repair of the index while in use
         if self.index.recreated or self.index.run_ids() != {p.name for p in self._folders()}:
             self.rebuild_index()
 

@@ -5,6 +5,11 @@ recorder callbacks (checkpoint, metrics and status after every epoch, cancel che
 and figures at the end) and a heartbeat thread, and leaves the run ``finished``, ``failed`` or
 ``cancelled`` whatever happens. The same function runs in a local detached process
 (``python -m kdci_core worker RUN_ID``) and inside a Ray actor.
+
+A worker starts only a run that is still ``queued`` (checked under the run's lock, with the cancel
+flag, before ``running``): a cancel that came first wins, whenever the worker or actor starts.
+Its end goes to ``status.json``; when the disk refuses that, over the bytes of the run's reserve
+(reserve.py) for the monitor to apply.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
-from ..common.errors import InputError
+from ..common.errors import InputError, StorageError
 from ..common.progress import Progress
 from ..distill import Callback, DistillConfig, Distiller, StepProgress, load_state
+from . import reserve
 from .recorder import CHECKPOINT, CancelCheck, Cancelled, Heartbeat, recorders, worker_log_line
-from .status import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING
+from .status import ACTIVE, CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, StatusConflict
 from .queue import live_ahead
 from .store import Run, RunStore
 
@@ -88,7 +94,8 @@ def restore_point(run: Run) -> dict | None:
 def execute(run: Run, *, home: Path | None = None, resume: bool = False, slots: int | None = None,
             backend: str = "local", progress: Progress = None, callbacks: Iterable[Callback] = (),
             distiller: Distiller | None = None) -> dict | None:
-    """Run ``run`` (its stored config) here; returns the result, or None if it was cancelled.
+    """Run ``run`` (its stored config) here; returns the result, or None if it was cancelled
+    (or was no longer queued when this worker started: cancelled, or claimed by another).
 
     ``callbacks`` follow the run's recorders (so they see each epoch after it is committed);
     ``distiller``: one already built from the same config (``run_inline`` builds it first so
@@ -96,15 +103,34 @@ def execute(run: Run, *, home: Path | None = None, resume: bool = False, slots: 
     home = Path(home) if home is not None else run.root.parent.parent
     previous = signal.signal(signal.SIGTERM, _raise_cancelled) \
         if threading.current_thread() is threading.main_thread() else None
-    if resume:
-        run.clear_cancel()
-    run.set_status(QUEUED, pid=os.getpid(), host=socket.gethostname(), backend=backend)
+    try:
+        reserve.prepare(run.root)
+        try:  # only a run still queued is this worker's (a cancel may have come first)
+            run.set_status(QUEUED, expect=(QUEUED,), pid=os.getpid(), host=socket.gethostname(),
+                           backend=backend)
+        except StatusConflict as exc:
+            worker_log_line(run, f"worker {os.getpid()} not started: {exc}")
+            return None
+        return _work(run, home, resume, slots, progress, callbacks, distiller)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        _sweep(run)
+
+
+def _work(run: Run, home: Path, resume: bool, slots: int | None, progress: Progress,
+          callbacks: Iterable[Callback], distiller: Distiller | None) -> dict | None:
+    """The worker's life after its start, ending the run ``finished``, ``failed`` or
+    ``cancelled`` whatever happens (:func:`_end`)."""
     try:
         with Heartbeat(run), slot(home, slots, run):
             state = restore_point(run) if resume else None
-            run.set_status(RUNNING, pid=os.getpid(), error=None, traceback=None,
-                           resumed_from_step=state["step"] if state else None, started_at=time.time(),
-                           restarted_from_scratch=bool(resume and state is None))
+            with run.lock():  # running only if still queued and not asked to cancel meanwhile
+                if run.cancel_requested():
+                    raise Cancelled("cancel requested before the loop started")
+                run.set_status(RUNNING, expect=(QUEUED,), pid=os.getpid(), error=None, traceback=None,
+                               resumed_from_step=state["step"] if state else None, started_at=time.time(),
+                               restarted_from_scratch=bool(resume and state is None))
             records = recorders(run)
             checked = next(cb for cb in records if isinstance(cb, CancelCheck)).wrap(progress)
             if distiller is None:
@@ -112,24 +138,50 @@ def execute(run: Run, *, home: Path | None = None, resume: bool = False, slots: 
             else:
                 distiller.set_progress(checked)
             result = distiller.fit(resume=state, callbacks=[StepProgress(progress), *records, *callbacks])
-            run.set_status(FINISHED, pid=None, finished_at=time.time())
+            _end(run, FINISHED, finished_at=time.time())
             return result
     except Cancelled as exc:
-        run.set_status(CANCELLED, pid=None, error=f"cancelled: {exc}")
+        _end(run, CANCELLED, error=f"cancelled: {exc}")
     except KeyboardInterrupt:
-        run.set_status(CANCELLED, pid=None, error="cancelled: interrupted")
+        _end(run, CANCELLED, error="cancelled: interrupted")
+        raise
+    except StatusConflict as exc:  # the run moved on without this worker (cancelled, declared lost)
+        worker_log_line(run, f"worker {os.getpid()} stopped: {exc}")
+    except StorageError as exc:
+        _end(run, FAILED, error=f"storage: {exc}")
         raise
     except InputError as exc:
-        run.set_status(FAILED, pid=None, error=f"rejected input: {exc}")
+        _end(run, FAILED, error=f"rejected input: {exc}")
         raise
     except BaseException as exc:
-        run.set_status(FAILED, pid=None, error=f"{type(exc).__name__}: {exc}",
-                       traceback=traceback.format_exc(limit=8))
+        _end(run, FAILED, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
         raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     return None
+
+
+def _end(run: Run, status: str, **fields) -> None:
+    """Leave the run ``status``. A newer status (a cancel, the monitor's verdict) is kept; a
+    status the disk refuses (full) goes into the run's reserve, over bytes it already has, for
+    the monitor to apply, and into ``worker.log`` when there is room."""
+    try:
+        run.set_status(status, expect=ACTIVE, pid=None, **fields)
+    except StatusConflict as exc:
+        worker_log_line(run, f"worker {os.getpid()} ended {status}, but {exc}: kept")
+    except StorageError as exc:
+        kept = reserve.write(run.root, {"status": status, "at": time.time(), "pid": os.getpid(),
+                                        **fields, "status_write": str(exc)})
+        worker_log_line(run, f"could not write the run's end ({status}: {fields.get('error')}): {exc}"
+                             + (f"; recorded in {reserve.RESERVE}" if kept else ""))
+
+
+def _sweep(run: Run) -> None:
+    """Remove this process's temporaries in the run folder (jsonio.temp_path names carry the
+    pid): a write that failed in a library without its own cleanup leaves none behind."""
+    for tmp in run.root.rglob(f".*.{os.getpid()}.*.tmp"):
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def _raise_cancelled(signum, frame):

@@ -118,6 +118,7 @@ def test_compare_by_a_field_the_runs_differ_in(home, tmp_path, monkeypatch):
         for seed in (0, 1):
             run = store.create(tiny_config(kdci=False, seed=seed, correction=correction).to_dict())
             run.write_result({"student_accuracy": acc + seed, "history": []})
+            run.set_status("running")
             run.set_status("finished")
             ids.append(run.run_id)
     monkeypatch.setenv("KDCI_HOME", str(store.home))

@@ -69,6 +69,7 @@ def _fake_finished(store, *, method="deepinv", kdci=True, seed=0, acc=50.0, wall
     """A finished run with chosen numbers (no training): for checks against hand-made values."""
     run = store.create(tiny_config(method=method, kdci=kdci, seed=seed, epochs=epochs).to_dict())
     run.write_result({"student_accuracy": acc, "wall_time_s": wall, "peak_memory_mb": mem, "device": "cpu"})
+    run.set_status("running")  # the state machine's way to an end (runs.status.TRANSITIONS)
     run.set_status("finished")
     return run.run_id
 
@@ -308,6 +309,7 @@ def test_an_inert_kdci_run_is_flagged_in_the_comparison_and_the_report(tmp_path)
                "inert_reason": "its compensation is 0.4% of the logits' spread (under 2%)"}
         run.write_result({"student_accuracy": 50.0, "history": [],
                           **({"kdci_telemetry": tel} if kdci else {})})
+        run.set_status("running")
         run.set_status("finished")
         ids.append(run.run_id)
     comp = compare_runs(store, ids)
@@ -322,6 +324,7 @@ def test_compare_by_any_one_field_pairs_only_runs_alike_in_the_others(tmp_path):
     def finished(acc, **cfg):
         run = store.create(tiny_config(kdci=False, **cfg).to_dict())
         run.write_result({"student_accuracy": acc})
+        run.set_status("running")
         run.set_status("finished")
         return run.run_id
     none = [finished(50.0 + s, seed=s) for s in range(2)]
@@ -346,6 +349,7 @@ def test_kdci_on_off_pairs_ignore_kdci_only_options(tmp_path):
     for kdci, acc in ((True, 61.0), (False, 60.0)):
         run = store.create(tiny_config(kdci=kdci, k=16 if kdci else None, attn_input="tau" if kdci else "raw").to_dict())
         run.write_result({"student_accuracy": acc})
+        run.set_status("running")
         run.set_status("finished")
         ids.append(run.run_id)
     comp = compare_runs(store, ids)

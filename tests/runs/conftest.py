@@ -15,3 +15,4 @@ def store(tmp_path, builtin, monkeypatch):
     shutil.copy(builtin_teacher_path(), home / "teachers" / builtin_teacher_path().name)
     monkeypatch.setenv("KDCI_HOME", str(home))
     return RunStore(home)
+

@@ -41,6 +41,7 @@ def test_resume_picks_the_runs_own_backend(store, monkeypatch, ran_on, expected)
 
 def test_resume_refuses_a_run_that_is_not_resumable(store):
     run = store.create(tiny_config().to_dict())
+    run.set_status("running")
     run.set_status("finished")
     with pytest.raises(InputError, match="only failed or cancelled"):
         resume(store, run.run_id, FakeBackend())

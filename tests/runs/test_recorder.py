@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from kdci_core.distill import Callback
-from kdci_core.runs import CHECKPOINT, Cancelled, execute
+from kdci_core.runs import CHECKPOINT, Cancelled, claim_resume, execute
 from kdci_core.runs.recorder import EpochRecorder
 from tests.helpers import tiny_config
 
@@ -48,6 +48,12 @@ class StopAt(Callback):
             raise Cancelled("test interruption")
 
 
+def claimed(store, run):
+    """The run made ``queued`` for its resume, as ``runs resume`` does before a worker starts
+    (a worker starts only a run still queued: status.TRANSITIONS)."""
+    return claim_resume(store, run.run_id)[0]
+
+
 def _cfg():
     return tiny_config(kdci=True, k=4, epochs=3, steps_per_epoch=4)
 
@@ -57,7 +63,7 @@ def test_kill_between_checkpoint_and_metrics_resumes_with_every_epoch(store):
     assert execute(run, backend="inline", callbacks=[StopAt(2)]) is None
     lines = run.path("metrics.jsonl").read_text().splitlines()
     run.path("metrics.jsonl").write_text(lines[0] + "\n")  # epoch 2's line never made it
-    result = execute(run, resume=True, backend="inline")
+    result = execute(claimed(store, run), resume=True, backend="inline")
     assert result["resumed_from_step"] == 8
     assert [m["epoch"] for m in run.metrics()] == [1, 2, 3]
     assert run.metrics() == result["history"]
@@ -67,7 +73,7 @@ def test_metrics_past_the_checkpoint_are_dropped_on_resume(store):
     run = store.create(_cfg().to_dict())
     assert execute(run, backend="inline", callbacks=[StopAt(1)]) is None
     run.append_metrics({"epoch": 2, "step": 8, "student_accuracy": 1.0, "loss": 9.0})  # no checkpoint
-    result = execute(run, resume=True, backend="inline")
+    result = execute(claimed(store, run), resume=True, backend="inline")
     assert result["resumed_from_step"] == 4
     assert [m["step"] for m in run.metrics()] == [4, 8, 12]
     assert run.metrics()[1]["loss"] != 9.0
@@ -78,7 +84,7 @@ def test_resume_without_a_checkpoint_says_so_and_restarts(store):
     run.set_status("failed", error="worker lost before its first epoch")
     run.append_metrics({"epoch": 1, "step": 4, "student_accuracy": 1.0, "loss": 9.0})  # torn state
     assert not run.path(CHECKPOINT).exists()
-    result = execute(run, resume=True, backend="inline")
+    result = execute(claimed(store, run), resume=True, backend="inline")
     assert result["resumed_from_step"] is None and [m["epoch"] for m in run.metrics()] == [1, 2, 3]
     assert "no checkpoint yet" in run.path("worker.log").read_text()
     assert run.status()["checkpoint_step"] == 12 and run.status()["status"] == "finished"
@@ -93,7 +99,7 @@ def test_resume_is_exact_with_augmentation_and_corrections(store, options):
     whole = execute(store.create(cfg.to_dict()), backend="inline")
     run = store.create(cfg.to_dict())
     assert execute(run, backend="inline", callbacks=[StopAt(1)]) is None
-    resumed = execute(run, resume=True, backend="inline")
+    resumed = execute(claimed(store, run), resume=True, backend="inline")
     assert resumed["student_accuracy"] == pytest.approx(whole["student_accuracy"])
     assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in whole["history"]])
     assert resumed["k"] == whole["k"]
@@ -110,7 +116,7 @@ def test_step_records_progress_and_their_resume(store):
     run.append_steps({"step": 10, "loss": 99.0})  # logged after the checkpoint, then killed
     progress = run.progress()
     assert progress["step"] == 8 and progress["total_steps"] == 12
-    result = execute(run, resume=True, backend="inline")
+    result = execute(claimed(store, run), resume=True, backend="inline")
     steps = run.steps()
     assert [r["step"] for r in steps] == [2, 4, 6, 8, 10, 12]
     assert steps[4]["loss"] != 99.0 and {"kd", "loss", "lr", "epoch", "wall_time_s"} <= set(steps[0])

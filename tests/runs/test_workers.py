@@ -18,8 +18,8 @@ from kdci_core.distill.state import flatten, load_state, save_state, unflatten
 from kdci_core.distill import Callback
 from kdci_core.errors import InputError
 from kdci_core.methods import METHODS
-from kdci_core.runs import (CHECKPOINT, Cancelled, LocalBackend, RunStore, cancel, execute, launch,
-                            launch_grid, reconcile, resume, wait_for)
+from kdci_core.runs import (CHECKPOINT, Cancelled, LocalBackend, RunStore, cancel, claim_resume, execute,
+                            launch, launch_grid, reconcile, resume, wait_for)
 from tests.helpers import tiny_config
 
 SLOW = {"g_steps": 5, "synth_every": 5, "synth_batch": 32}
@@ -84,7 +84,7 @@ def test_resume_continues_exactly(store, method):
     run = store.create(cfg.to_dict())
     assert execute(run, backend="inline", callbacks=[StopAfterFirst()]) is None
     assert run.status()["status"] == "cancelled" and run.path(CHECKPOINT).exists()
-    resumed = execute(run, resume=True, backend="inline")
+    resumed = execute(claim_resume(store, run.run_id)[0], resume=True, backend="inline")
     assert resumed["resumed_from_step"] == 4 and [h["step"] for h in resumed["history"]] == [4, 8, 12]
     assert resumed["student_accuracy"] == pytest.approx(whole["student_accuracy"])
     assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in whole["history"]])
@@ -160,6 +160,7 @@ def test_launch_grid_validates_everything_first(store):
 
 def test_resume_rejects_finished_run(store):
     run = store.create(tiny_config().to_dict())
+    run.set_status("running")
     run.set_status("finished")
     with pytest.raises(InputError, match="only failed or cancelled"):
         resume(store, run.run_id, LocalBackend(store))

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from ..status import QUEUED
+from ..status import QUEUED, StatusConflict
 from ..store import Run, RunStore
 from .base import Backend, package_env
 
@@ -50,8 +50,11 @@ class LocalBackend(Backend):
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         _reap(proc)  # no zombie left behind in a long-lived launcher (the web server)
-        run.set_status(QUEUED, pid=proc.pid, host=socket.gethostname(), backend=self.name,
-                       submitted_at=time.time(), error=None)
+        try:
+            run.set_status(QUEUED, expect=(QUEUED,), pid=proc.pid, host=socket.gethostname(),
+                           backend=self.name, submitted_at=time.time(), error=None)
+        except StatusConflict:  # cancelled meanwhile: the worker finds it so and does nothing
+            pass
         return proc.pid
 
 
