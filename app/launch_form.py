@@ -98,20 +98,16 @@ def parse_ks(text: str) -> list:
 
 def method_params_editor(method: str) -> dict:
     """A table of the method's hyperparameters (default, reference source, value); returns the
-    values changed from their defaults."""
+    values changed from their defaults, as text: the config's validation reads each by its
+    declared type (``kdci_core.distill.params``), the parser of ``--param``."""
     cls = METHODS.get(method)
     rows = [{"parameter": k, "default": json.dumps(v), "value": json.dumps(v), "source": cls.sources.get(k, "")}
             for k, v in cls.defaults.items()]
     edited = st.data_editor(rows, key=f"runs_params_{method}", hide_index=True, disabled=["parameter", "default", "source"],
-                            column_config={"value": st.column_config.TextColumn(help="JSON: 10, 0.5, true, \"maml\"")})
-    out = {}
-    for row in edited:
-        if row["value"] != row["default"]:
-            try:
-                out[row["parameter"]] = json.loads(row["value"])
-            except json.JSONDecodeError:
-                out[row["parameter"]] = row["value"]
-    return out
+                            column_config={"value": st.column_config.TextColumn(
+                                help="10, 0.5, true or maml: read as the default's type")})
+    return {row["parameter"]: str(row["value"]) for row in edited
+            if row["value"] not in (None, "", row["default"])}  # a cleared cell: the default
 
 
 def configs(base: DistillConfig, methods, kdci_settings, ks, seeds, params: dict) -> list[DistillConfig]:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
+from ..common.atomic_files import write_text
 from ..common.errors import InputError
 
 
@@ -22,24 +22,21 @@ def write_json(path: str | None, obj: dict) -> None:
         sys.__stdout__.write(text + "\n")
         sys.__stdout__.flush()
         return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text)
+    write_text(path, text)  # replaced in one step: a kill leaves the previous file
 
 
-def parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+def method_params(pairs: list[str], method: str) -> dict:
+    """``--param KEY=VALUE`` pairs, each VALUE read by the parameter's declared type
+    (``distill.params``: the parser of the Runs page's table and of a stored config too)."""
+    from ..distill.params import typed_value
+    from ..methods import METHODS
 
-
-def method_params(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs or []:
         if "=" not in pair:
             raise InputError(f"--param: expected KEY=VALUE, found {pair!r}")
         key, value = pair.split("=", 1)
-        out[key.strip()] = parse_value(value)
+        out[key.strip()] = typed_value(METHODS.get(method), key.strip(), value)
     return out
 
 
@@ -72,7 +69,7 @@ def config_from_args(args):
         pca_dim=args.pca_dim, seed=args.seed, device=args.device,
         amp=not getattr(args, "no_amp", False), compile=bool(getattr(args, "compile", False)),
         log_every=get("log_every"),
-        method_params=method_params(args.param))
+        method_params=method_params(args.param, args.method))
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:

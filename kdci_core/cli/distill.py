@@ -20,11 +20,11 @@ def epoch_lines():
 
 
 def cmd_distill(args) -> int:
-    cfg = config_from_args(args)
+    cfg = config_from_args(args).validate()  # every check, before a run or a backend exists
     if args.dry_run:
         import json
 
-        print(json.dumps(cfg.validate().to_dict(), indent=2))
+        print(json.dumps(cfg.to_dict(), indent=2))
         return 0
     if args.detach:
         from ..runs import get_backend, launch

@@ -16,6 +16,8 @@ from ..kdci import FUSIONS as FUSION_CHOICES
 from ..methods import METHODS
 from ..models import model_names
 from .corrections import CORRECTIONS
+from .feasibility import check_dependent
+from .params import typed_params
 from .presets import TABLE1_STUDENT, preset_defaults
 
 
@@ -61,8 +63,12 @@ class DistillConfig:
     log_every: int = 10                   # loss metrics every N student steps (0: per epoch only)
     method_params: dict = field(default_factory=dict)
 
-    def validate(self) -> "DistillConfig":
-        """Check every field and fill the ones left unset from the preset (idempotent)."""
+    def validate(self, *, resources: bool = True) -> "DistillConfig":
+        """Check every field, then the settings that depend on each other (K, memory), and fill
+        the ones left unset from the preset (idempotent); an InputError names the first problem.
+        ``resources=False`` skips the memory estimate against this machine's free memory: a
+        worker starting a run that was accepted when it was created (other runs may hold memory
+        now; the check is for the person launching, not a reason to fail a queued run)."""
         method = METHODS.get(self.method)  # unknown method -> InputError listing the six
         self.apply_preset(method)
         if self.student not in model_names():
@@ -105,9 +111,9 @@ class DistillConfig:
         self.attn_dim = check_range("--attn-dim", self.attn_dim, low=1, high=4096, integer=True)
         self.seed = check_range("--seed", self.seed, low=0, high=2**31 - 1, integer=True)
         self.log_every = check_range("--log-every", self.log_every, low=0, high=1_000_000, integer=True)
-        if not isinstance(self.method_params, dict):
-            raise InputError(f"method_params: expected a mapping, found {type(self.method_params).__name__}")
-        method.resolve_params(self.method_params)  # unknown keys, types and ranges: rejected now
+        # each parameter as its declared type (params.py), then unknown keys, ranges, choices
+        self.method_params = typed_params(method, self.method_params)
+        check_dependent(self, method, resources=resources)  # K vs samples; steps vs free memory
         return self
 
     def apply_preset(self, method) -> None:

@@ -56,7 +56,7 @@ class Distiller:
 
     def __init__(self, cfg: DistillConfig, *, progress: Progress = None,
                  callbacks: Iterable[Callback] = ()):
-        self.cfg = cfg.validate()
+        self.cfg = cfg.validate(resources=False)  # memory was checked when the run was created
         self.progress = progress
         self.callbacks = CallbackList(callbacks)
         self.device = resolve_device(cfg.device)

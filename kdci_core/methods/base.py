@@ -24,6 +24,11 @@ from ..common.progress import Progress
 from ..data import DatasetInfo
 
 
+#: the bounds of a numeric parameter without its own ``ranges`` entry, by its declared type (the
+#: type of its default: ``distill.params`` reads ``--param`` values by it)
+TYPE_RANGES = {int: (1, 10_000_000), float: (0.0, 1e6)}
+
+
 @dataclass
 class MethodContext:
     teacher: nn.Module
@@ -94,10 +99,10 @@ class DFKDMethod:
                 if not isinstance(value, bool):
                     raise InputError(f"{name}: expected true/false, found {value!r}")
             elif isinstance(default, int):
-                low, high = ranges.get(key, (1, 10_000_000))
+                low, high = ranges.get(key, TYPE_RANGES[int])
                 params[key] = check_range(name, value, low=low, high=high, integer=True)
             elif isinstance(default, float):
-                low, high = ranges.get(key, (0.0, 1e6))
+                low, high = ranges.get(key, TYPE_RANGES[float])
                 params[key] = float(check_range(name, value, low=low, high=high))
         return params
 

@@ -1,6 +1,9 @@
 """A trained classifier out the door: safetensors weights, a TorchScript module or an ONNX graph
 (batch dimension dynamic, the input size fixed), each loadable without this project's code
-(ONNX and TorchScript) or with only the architecture's definition (safetensors)."""
+(ONNX and TorchScript) or with only the architecture's definition (safetensors).
+
+Every format is written in a temporary folder beside the target and moved into place when
+complete (``common.atomic_files``), so an interrupted export leaves the previous file."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..common.atomic_files import replacing_group
 from ..common.errors import InputError
 from .weights import save_checkpoint
 
@@ -29,26 +33,43 @@ def export_model(model: nn.Module, fmt: str, out: Path | str, example: torch.Ten
     if out.suffix.lower() not in SUFFIXES[fmt]:
         raise InputError(f"--out {out}: a {fmt} file should end in {' or '.join(SUFFIXES[fmt])}, "
                          f"found {out.suffix or 'no suffix'!r}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").eval()
     example = example.to("cpu")
+    with replacing_group(out) as folder:  # a kill or an error mid-export leaves the old file
+        _write(model, fmt, folder / out.name, example, metadata)
+    return out
+
+
+def _write(model: nn.Module, fmt: str, out: Path, example: torch.Tensor, metadata: dict | None) -> None:
     if fmt == "safetensors":
-        return save_checkpoint(model, out, metadata=metadata)
-    if fmt == "torchscript":
+        save_checkpoint(model, out, metadata=metadata)
+    elif fmt == "torchscript":
         with torch.no_grad():
             traced = torch.jit.trace(Logits(model), example)
         traced.save(str(out))
-        return out
-    # one self-contained file (a download or a copy carries it all): ONNX keeps weights inside
-    # up to protobuf's 2 GiB, beyond which they must go to a ``.data`` file beside it
-    weight_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Logits(model), (example,), str(out), dynamo=True, verbose=False,
-                          external_data=weight_bytes >= ONNX_INLINE_LIMIT,
-                          input_names=["images"], output_names=["logits"],
-                          dynamic_shapes=({0: torch.export.Dim("batch")},))
-    return out
+    else:
+        # one self-contained file (a download or a copy carries it all): ONNX keeps weights inside
+        # up to protobuf's 2 GiB, beyond which they must go to a ``.data`` file beside it
+        weight_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(Logits(model), (example,), str(out), dynamo=True, verbose=False,
+                              external_data=weight_bytes >= ONNX_INLINE_LIMIT,
+                              input_names=["images"], output_names=["logits"],
+                              dynamic_shapes=({0: torch.export.Dim("batch")},))
+
+
+def written_files(out: Path | str) -> list[Path]:
+    """The files an export to ``out`` consists of: ``out``, then its ONNX external-data files
+    (named in the graph's initializers; none below ``ONNX_INLINE_LIMIT``)."""
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        return [out]
+    import onnx
+
+    graph = onnx.load(str(out), load_external_data=False).graph
+    names = {e.value for t in graph.initializer for e in t.external_data if e.key == "location"}
+    return [out, *(out.parent / n for n in sorted(names))]
 
 
 class Logits(nn.Module):

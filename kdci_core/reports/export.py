@@ -1,5 +1,8 @@
 """The self-contained report of a comparison: one HTML file that opens offline (plotly.js
-embedded once), plus the same numbers as JSON and Markdown beside it."""
+embedded once), plus the same numbers as JSON and Markdown beside it.
+
+Every file is made in memory first, then each replaces its previous version in one step
+(``common.atomic_files``): a report killed or failing mid-write leaves the previous files whole."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from ..common.atomic_files import write_text
 from ..common.errors import InputError
 from ..common.progress import Progress
 from ..diagnostics.stages import Stages
@@ -79,22 +83,22 @@ def export_report(store: RunStore, run_ids: Sequence[str], out: Path | str, *,
     elif include_students:
         comp.notes.append("students: no pair among these runs, so no student views")
         stages.skip(STUDENT_UNITS)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    written = []
+    texts = {}  # every file made before any is written: a failure leaves the previous report whole
     for fmt in formats:
-        path = out if fmt == "html" and out.suffix.lower() in (".html", ".htm") else out.with_suffix(f".{fmt}")
+        html_out = fmt == "html" and out.suffix.lower() in (".html", ".htm")
+        path = out if html_out else out.with_suffix(f".{fmt}")
         if fmt == "json":
             stages.start("report: writing the JSON")
-            path.write_text(json.dumps({**meta, "comparison": comp.to_dict(),
-                                        "configs": {r.run_id: r.config for r in comp.runs},
-                                        "students": students.to_dict() if students else None},
-                                       indent=2, default=str))
+            texts[path] = json.dumps({**meta, "comparison": comp.to_dict(),
+                                      "configs": {r.run_id: r.config for r in comp.runs},
+                                      "students": students.to_dict() if students else None},
+                                     indent=2, default=str)
         elif fmt == "md":
             stages.start("report: writing the Markdown")
-            path.write_text(_markdown(comp, meta, students))
+            texts[path] = _markdown(comp, meta, students)
         else:
-            path.write_text(_html(store, comp, meta, students, stages, include_students))
-        written.append(path)
+            texts[path] = _html(store, comp, meta, students, stages, include_students)
+    written = [write_text(path, text) for path, text in texts.items()]  # each replaced in one step
     stages.finish(f"report: {len(written)} file(s) written")
     return written
 

@@ -1,17 +1,20 @@
 """A finished run's student, exported for deployment, with a JSON sidecar that says what it
-expects and what it scored (``kdci export RUN_ID --format F --out FILE``)."""
+expects and what it scored (``kdci export RUN_ID --format F --out FILE``).
+
+The file is replaced in one step (``models.export``), then its sidecar, which names it by size
+and sha256: a kill leaves the old pair, the new pair, or a pair ``load_sidecar`` refuses."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
+from ..common.atomic_files import sweep_stale
 from ..common.errors import InputError
-from ..common.jsonio import atomic_write_json
+from ..common.jsonio import atomic_write_json, read_json
 from ..common.paths import file_sha256
 from ..data import load_dataset
-from ..models.export import export_model
+from ..models.export import export_model, written_files
 from ..teachers import load_teacher
 from .store import RunStore
 
@@ -31,9 +34,11 @@ def export_student(store: RunStore, run_id: str, fmt: str, out: Path | str) -> t
     info = data.info
     example = data.test.images[:2]
     path = export_model(student, fmt, out, example, metadata={"run_id": run_id, "arch": cfg["student"]})
+    files = [file_facts(f) for f in written_files(path)]
     sidecar = Path(f"{path}.json")
-    atomic_write_json(sidecar, {
-        "run_id": run_id, "format": fmt, "file": path.name, "sha256": file_sha256(path),
+    sweep_stale(sidecar)  # the temporary of a sidecar write killed earlier
+    atomic_write_json(sidecar, {  # after its file: a kill between leaves a pair load_sidecar refuses
+        "run_id": run_id, "format": fmt, **files[0], "external_files": files[1:],
         "architecture": cfg["student"], "num_classes": info.num_classes,
         "class_names": list(info.class_names), "in_channels": info.in_channels,
         "input_size": [info.image_size, info.image_size],
@@ -48,5 +53,23 @@ def export_student(store: RunStore, run_id: str, fmt: str, out: Path | str) -> t
     return path, sidecar
 
 
+def file_facts(path: Path) -> dict:
+    """What identifies one exported file: its name, size in bytes and sha256."""
+    return {"file": path.name, "size": path.stat().st_size, "sha256": file_sha256(path)}
+
+
 def load_sidecar(path) -> dict:
-    return json.loads(Path(f"{path}.json").read_text())
+    """The sidecar of the exported file ``path``, checked against the files it describes (an
+    export interrupted after its file, before its sidecar, leaves a pair that does not match)."""
+    path = Path(path)
+    meta = read_json(Path(f"{path}.json"))
+    if meta is None:
+        raise InputError(f"{path}.json: no sidecar beside {path.name}; export the run again")
+    for facts in [meta, *meta.get("external_files", [])]:
+        f = path.parent / facts["file"]
+        found = file_facts(f) if f.is_file() else {"size": None, "sha256": None}
+        if (found["size"], found["sha256"]) != (facts.get("size", found["size"]), facts["sha256"]):
+            raise InputError(f"{path}.json: describes a {facts['file']} of {facts.get('size')} bytes, sha256 "
+                             f"{facts['sha256']}; found {found['size']} bytes, sha256 {found['sha256']} "
+                             "(an interrupted export?); export the run again")
+    return meta

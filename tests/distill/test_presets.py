@@ -16,7 +16,11 @@ from tests.helpers import tiny_config
 
 
 @pytest.mark.parametrize("method", METHODS.names())
-def test_paper_preset_validates_with_the_references_settings(method):
+def test_paper_preset_validates_with_the_references_settings(method, monkeypatch):
+    from kdci_core.distill import memory
+
+    # the memory of a 24 GiB GPU, not this machine's: the paper presets must fit in one
+    monkeypatch.setattr(memory, "free_memory", lambda device: (24 * 2**30, "a 24 GiB GPU"))
     cls = METHODS.get(method)
     cfg = DistillConfig(teacher="t.safetensors", teacher_arch="resnet34", dataset="cifar10",
                         method=method, preset="paper").validate()

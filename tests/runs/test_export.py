@@ -3,21 +3,34 @@ reproduce the student's logits on test images, and the sidecar says what the mod
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import torch
 
 from kdci_core.cli import main
 from kdci_core.data import load_dataset
+from kdci_core.errors import InputError
 from kdci_core.runs.export import export_student, load_sidecar
 from kdci_core.teachers import load_teacher
-from tests.helpers import finished_runs
+from tests.helpers import REPO, finished_runs
 
 
 @pytest.fixture(scope="module")
 def run(builtin):
     store, ids = finished_runs()
     return store, ids[(True, 0)]
+
+
+@pytest.fixture(scope="module")
+def runs_pair(builtin):
+    """Two finished runs whose students differ."""
+    store, ids = finished_runs()
+    return store, ids[(True, 0)], ids[(False, 1)]
 
 
 @pytest.mark.parametrize("fmt, suffix", [("safetensors", ".safetensors"), ("torchscript", ".pt"),
@@ -61,3 +74,111 @@ def test_export_command_and_its_errors(run, tmp_path, monkeypatch, capsys):
     assert main(["export", unfinished, "--format", "safetensors", "--out", str(tmp_path / "u.safetensors")]) == 2
     assert "not finished" in capsys.readouterr().err
     np.testing.assert_equal(load_sidecar(out)["input_size"], [8, 8])
+
+
+# --- an interrupted export: the old pair, the new pair, or a pair the sidecar's reader refuses ---
+
+def _pair(folder) -> dict:
+    """Every name in ``folder``: a file's bytes, a folder's (a temporary's) file names."""
+    return {p.name: sorted(f.name for f in p.iterdir()) if p.is_dir() else p.read_bytes()
+            for p in folder.iterdir()}
+
+
+def _partial_onnx_then(fail):
+    """A stand-in for torch.onnx.export that writes part of a file, then fails as ``fail`` does."""
+    def export(model, args, f, **kwargs):
+        with open(f, "wb") as out:
+            out.write(b"\x08\x07partial onnx")
+        fail()
+    return export
+
+
+def test_an_export_failing_midway_keeps_the_old_pair(run, tmp_path, monkeypatch):
+    store, run_id = run
+    out = tmp_path / "s.onnx"
+    export_student(store, run_id, "onnx", out)
+    old = _pair(tmp_path)
+
+    def fail():
+        raise RuntimeError("exporter crashed")
+    monkeypatch.setattr(torch.onnx, "export", _partial_onnx_then(fail))
+    with pytest.raises(RuntimeError, match="exporter crashed"):
+        export_student(store, run_id, "onnx", out)
+    assert _pair(tmp_path) == old  # the old file and sidecar, no temporary beside them
+    assert load_sidecar(out)["file"] == "s.onnx"
+
+
+def test_a_sidecar_that_describes_another_file_is_refused(runs_pair, tmp_path, monkeypatch, capsys):
+    """Killed after the new file is in place, before its sidecar: the reader says so."""
+    store, first, second = runs_pair
+    out = tmp_path / "s.safetensors"
+    export_student(store, first, "safetensors", out)
+    meta = load_sidecar(out)
+    assert meta["size"] == out.stat().st_size and len(meta["sha256"]) == 64
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # what a kill between the two writes leaves behind
+    monkeypatch.setattr("kdci_core.runs.export.atomic_write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export_student(store, second, "safetensors", out)
+    with pytest.raises(InputError, match=r"s\.safetensors\.json: describes a s\.safetensors of \d+ bytes"):
+        load_sidecar(out)
+    monkeypatch.undo()
+    monkeypatch.setenv("KDCI_HOME", str(store.home))
+    assert main(["export", second, "--format", "safetensors", "--out", str(out)]) == 0  # again: consistent
+    assert load_sidecar(out)["run_id"] == second
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.safetensors", "s.safetensors.json"]
+
+
+_KILLED_MIDWAY = textwrap.dedent("""
+    import os, signal, sys
+    import torch
+    from kdci_core.cli import main
+
+    def export(model, args, f, **kwargs):
+        with open(f, "wb") as out:
+            out.write(b"partial")
+        os.kill(os.getpid(), signal.SIGKILL)
+    torch.onnx.export = export
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_an_export_command_killed_midway_keeps_the_old_pair(run, tmp_path):
+    store, run_id = run
+    out = tmp_path / "s.onnx"
+    export_student(store, run_id, "onnx", out)
+    old = _pair(tmp_path)
+    argv = [sys.executable, "-c", _KILLED_MIDWAY, "export", run_id, "--format", "onnx", "--out", str(out)]
+    proc = subprocess.run(argv, cwd=REPO, env={**os.environ, "KDCI_HOME": str(store.home)},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -9, proc.stderr
+    left = _pair(tmp_path)
+    assert {k: v for k, v in left.items() if not k.startswith(".")} == old
+    assert [k for k in left if k.startswith(".s.onnx.")]  # a SIGKILL leaves its temporary folder
+    assert load_sidecar(out)["sha256"]  # the old pair still matches
+    export_student(store, run_id, "onnx", out)  # the next export sweeps the killed one's folder
+    assert sorted(_pair(tmp_path)) == ["s.onnx", "s.onnx.json"]
+
+
+def test_onnx_external_data_travels_with_its_sidecar(run, tmp_path, monkeypatch):
+    """Weights beyond protobuf's limit go to a .data file beside the graph: it is written in the
+    same step, named in the sidecar with its size and hash, and checked by the reader."""
+    import onnxruntime
+
+    from kdci_core.models import export as model_export
+
+    store, run_id = run
+    monkeypatch.setattr(model_export, "ONNX_INLINE_LIMIT", 0)
+    path, _ = export_student(store, run_id, "onnx", tmp_path / "s.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.onnx", "s.onnx.data", "s.onnx.json"]
+    meta = load_sidecar(path)
+    data = tmp_path / "s.onnx.data"
+    assert [f["file"] for f in meta["external_files"]] == ["s.onnx.data"]
+    assert meta["external_files"][0]["size"] == data.stat().st_size
+    images = load_dataset("digits").test.images[:5]
+    session = onnxruntime.InferenceSession(str(path))
+    assert session.run(None, {"images": images.numpy()})[0].shape == (5, 10)
+    data.write_bytes(data.read_bytes()[:-4])
+    with pytest.raises(InputError, match=r"describes a s\.onnx\.data of"):
+        load_sidecar(path)
