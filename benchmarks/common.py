@@ -10,6 +10,7 @@ variant, with the wall-time and peak-memory ratios to it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -37,28 +38,77 @@ def run_cli(args: list[str]) -> dict:
         return json.loads(out.read_text())
 
 
+def engine_fingerprint() -> str:
+    """What a cached result was measured with: a sha256 over every source file of ``kdci_core/``
+    (path and bytes), so any engine change, committed or not, makes older rows stale."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "kdci_core").rglob("*.py")):
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def run_settings() -> dict:
+    """The settings outside the command line that change what a run measures."""
+    import torch
+
+    return {"torch": torch.__version__, "python": sys.version.split()[0],
+            "KDCI_NUM_THREADS": os.environ.get("KDCI_NUM_THREADS", "default")}
+
+
 class ResultCache:
-    """Results of finished runs keyed by their exact command line, appended one JSON line each."""
+    """Results of finished runs, one JSON line each, keyed by the engine's fingerprint, the
+    settings of :func:`run_settings` and the exact command line. A row from another engine or
+    other settings is never replayed. A replayed result carries ``replayed: True``: its accuracy
+    counts, its wall time and memory (measured another time) are left out of every time figure."""
 
     def __init__(self, path: Path | None):
-        self.path, self.known = path, {}
+        self.path, self.known, self.stale = path, {}, 0
+        self.engine, self.settings = engine_fingerprint(), run_settings()
         if path and path.exists():
             for line in path.read_text().splitlines():
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:  # a torn last line from a killed grid
                     continue
-                self.known[tuple(rec["args"])] = rec["result"]
+                if rec.get("engine") == self.engine and rec.get("settings") == self.settings:
+                    self.known[tuple(rec["args"])] = rec["result"]
+                else:
+                    self.stale += 1
+            print(f"cache {path}: {len(self.known)} row(s) of engine {self.engine} usable, "
+                  f"{self.stale} of another engine or settings ignored")
         self.lock = threading.Lock()
 
     def run(self, args: list[str]) -> dict:
         if tuple(args) in self.known:
-            return self.known[tuple(args)]
+            return {**self.known[tuple(args)], "replayed": True}
         result = run_cli(args)
         if self.path:
+            line = {"engine": self.engine, "settings": self.settings, "args": args,
+                    "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "result": result}
             with self.lock, self.path.open("a") as f:
-                f.write(json.dumps({"args": args, "result": result}) + "\n")
-        return result
+                f.write(json.dumps(line) + "\n")
+        return {**result, "replayed": False}
+
+
+def measured(runs: list[dict]) -> list[dict]:
+    """The runs measured by this invocation (not replayed from the cache)."""
+    return [r for r in runs if not r.get("replayed")]
+
+
+def cost(these: list[dict], ref: list[dict]) -> dict:
+    """Wall time and peak memory of a variant and their ratios to the reference, over measured
+    runs only (None where every run of either side was replayed)."""
+    mine, theirs = measured(these), measured(ref)
+
+    def avg(rows, key):
+        return mean_std([r[key] for r in rows])[0] if rows else None
+
+    out = {"wall_time_s": avg(mine, "wall_time_s"), "peak_memory_mb": avg(mine, "peak_memory_mb"),
+           "timed_runs": len(mine), "replayed_runs": len(these) - len(mine)}
+    for key, name in (("wall_time_s", "time_ratio"), ("peak_memory_mb", "memory_ratio")):
+        a, b = out[key], avg(theirs, key)
+        out[name] = a / b if a is not None and b else None
+    return out
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -119,9 +169,9 @@ def parser(description: str, methods: list[str]) -> argparse.ArgumentParser:
                     help="method hyperparameter passed to every run (repeatable)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--cache", type=Path, metavar="JSONL",
-                    help="append each finished run here and skip runs already in it (same command "
-                         "line); lets a stopped grid resume and grids share runs. Stale after a "
-                         "code change: delete it then")
+                    help="append each finished run here and replay runs already in it (same engine "
+                         "source hash, settings and command line); lets a stopped grid resume and "
+                         "grids share runs. Replayed runs are marked and left out of time and memory")
     return ap
 
 
@@ -159,7 +209,8 @@ def run_grid(args, variants: dict[str, list[str]]) -> list[dict]:
     return [{"method": m, "seed": s, "variant": v, "student_accuracy": r["student_accuracy"],
              "teacher_accuracy": r["teacher_accuracy"], "wall_time_s": r["wall_time_s"],
              "peak_memory_mb": r["peak_memory_mb"], "device": r["device"], "run_id": r["run_id"],
-             "k": r.get("k"), "telemetry": r.get("kdci_telemetry")} for (m, s, v), r in zip(grid, results)]
+             "k": r.get("k"), "telemetry": r.get("kdci_telemetry"), "replayed": r["replayed"]}
+            for (m, s, v), r in zip(grid, results)]
 
 
 #: KDCI's telemetry (kdci/telemetry.py) averaged per variant in every grid's summary
@@ -190,32 +241,35 @@ def print_telemetry(rows: list[dict]) -> None:
               f"{t['kdci_top_attention']:8.3f} {row['inert']:>3}/{row['telemetry_runs']}")
 
 
+def variant_row(label: str, variant: str, these: list[dict], ref: list[dict], reference: str) -> dict:
+    """One summary row: accuracy over seeds, the paired difference to the reference variant (runs
+    paired by seed), the cost over measured runs and the telemetry."""
+    acc = [r["student_accuracy"] for r in these]
+    diffs = [a["student_accuracy"] - b["student_accuracy"] for a, b in zip(these, ref)]
+    return {"method": label, "variant": variant, "mean": mean_std(acc)[0], "std": mean_std(acc)[1],
+            "accuracies": acc, "diff_mean": mean_std(diffs)[0], "diff_std": mean_std(diffs)[1],
+            "diffs": diffs, "reference": reference, "paired": paired_stats(diffs),
+            **cost(these, ref), **telemetry_summary(these)}
+
+
 def summarise(runs: list[dict], methods: list[str], variants: list[str], reference: str) -> list[dict]:
     rows = []
     for m in methods:
         def pick(v):
             return sorted((r for r in runs if r["method"] == m and r["variant"] == v), key=lambda r: r["seed"])
-        ref = pick(reference)
-        for v in variants:
-            these = pick(v)
-            acc = [r["student_accuracy"] for r in these]
-            diffs = [a["student_accuracy"] - b["student_accuracy"] for a, b in zip(these, ref)]
-            rows.append({
-                "method": m, "variant": v, "mean": mean_std(acc)[0], "std": mean_std(acc)[1],
-                "accuracies": acc, "diff_mean": mean_std(diffs)[0], "diff_std": mean_std(diffs)[1],
-                "diffs": diffs, "reference": reference, "paired": paired_stats(diffs),
-                "time_ratio": mean_std([r["wall_time_s"] for r in these])[0] / mean_std([r["wall_time_s"] for r in ref])[0],
-                "memory_ratio": mean_std([r["peak_memory_mb"] for r in these])[0] / mean_std([r["peak_memory_mb"] for r in ref])[0],
-                "wall_time_s": mean_std([r["wall_time_s"] for r in these])[0],
-                "peak_memory_mb": mean_std([r["peak_memory_mb"] for r in these])[0],
-                **telemetry_summary(these)})
+        rows += [variant_row(m, v, pick(v), pick(reference), reference) for v in variants]
     return rows
+
+
+def _num(value, spec: str, width: int) -> str:
+    """A number, or "replayed" where it was not measured by this invocation."""
+    return f"{value:{width}{spec}}" if value is not None else f"{'replayed':>{width}}"
 
 
 def print_table(rows: list[dict], title: str) -> None:
     ref = rows[0]["reference"] if rows else ""
     print(f"\n{title}\n{'method':<9} {'variant':<22} {'accuracy':>16} {'vs ' + ref + ' (paired)':>22}  "
-          f"{'95% CI':>17} {'p':>6}  {'per-seed':<34} {'time x':>7} {'mem x':>6} {'time s':>7} {'MB':>6}")
+          f"{'95% CI':>17} {'p':>6}  {'per-seed':<34} {'time x':>8} {'mem x':>8} {'time s':>8} {'MB':>8}")
     for r in rows:
         same = r["variant"] == ref
         diff = "" if same else f"{r['diff_mean']:+6.2f} +- {r['diff_std']:5.2f}"
@@ -224,14 +278,24 @@ def print_table(rows: list[dict], title: str) -> None:
         p = "" if same or r["paired"]["p"] is None else f"{r['paired']['p']:.3f}"
         seeds = "" if same else " ".join(f"{d:+.2f}" for d in r["diffs"])
         print(f"{r['method']:<9} {r['variant']:<22} {r['mean']:9.2f} +- {r['std']:4.2f} {diff:>22}  "
-              f"{ci:>17} {p:>6}  {seeds:<34} {r['time_ratio']:7.2f} {r['memory_ratio']:6.3f} "
-              f"{r['wall_time_s']:7.1f} {r['peak_memory_mb']:6.0f}")
+              f"{ci:>17} {p:>6}  {seeds:<34} {_num(r['time_ratio'], '.2f', 8)} "
+              f"{_num(r['memory_ratio'], '.3f', 8)} {_num(r['wall_time_s'], '.1f', 8)} "
+              f"{_num(r['peak_memory_mb'], '.0f', 8)}")
+    replayed = sum(r.get("replayed_runs", 0) for r in rows)
+    if replayed:
+        print(f"({replayed} run(s) replayed from the cache: their accuracies count; their time and "
+              f"memory, measured another time, are left out of the time and memory columns)")
 
 
 def finish(args, name: str, runs: list[dict], rows: list[dict], started: float) -> None:
     total = time.time() - started
-    print(f"\n{len(runs)} runs in {total:.0f} s on {machine()}; teacher {runs[0]['teacher_accuracy']:.2f}%")
+    timed, replayed = measured(runs), len(runs) - len(measured(runs))
+    print(f"\n{len(timed)} run(s) measured in {total:.0f} s"
+          + (f" ({replayed} more replayed from the cache, not timed)" if replayed else "")
+          + f" on {machine()}; engine {engine_fingerprint()}; teacher {runs[0]['teacher_accuracy']:.2f}%")
     out = args.out or OUT / f"{name}-{args.dataset}.json"
     write_json(out, {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                     "machine": machine(), "total_time_s": total, "summary": rows, "runs": runs})
+                     "machine": machine(), "engine": engine_fingerprint(), "total_time_s": total,
+                     "measured_runs": len(timed), "replayed_runs": replayed,
+                     "summary": rows, "runs": runs})
     print(f"wrote {out}")

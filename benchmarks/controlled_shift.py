@@ -15,8 +15,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from common import (SHARED, ResultCache, finish, mean_std, paired_stats, parser, print_table,
-                    print_telemetry, teacher_args, telemetry_summary)
+from common import (SHARED, ResultCache, finish, parser, print_table, print_telemetry, teacher_args,
+                    variant_row)
 
 VARIANTS = {
     "plain KD": ["--kdci", "off"],
@@ -58,27 +58,14 @@ def main() -> None:
     runs = [{"ratio": r, "quality": q, "variant": v, "seed": s, "method": f"x{r:g} {q}",
              "student_accuracy": res["student_accuracy"], "teacher_accuracy": res["teacher_accuracy"],
              "wall_time_s": res["wall_time_s"], "peak_memory_mb": res["peak_memory_mb"],
-             "run_id": res["run_id"], "telemetry": res.get("kdci_telemetry")}
+             "run_id": res["run_id"], "telemetry": res.get("kdci_telemetry"), "replayed": res["replayed"]}
             for (r, q, v, s), res in zip(grid, results)]
     rows = []
     for r, q in conditions:
         def pick(v):
             return sorted((x for x in runs if x["ratio"] == r and x["quality"] == q and x["variant"] == v),
                           key=lambda x: x["seed"])
-        ref = pick("plain KD")
-        for v in VARIANTS:
-            these = pick(v)
-            acc = [x["student_accuracy"] for x in these]
-            diffs = [a["student_accuracy"] - b["student_accuracy"] for a, b in zip(these, ref)]
-            rows.append({
-                "method": f"x{r:g} {q}", "variant": v, "mean": mean_std(acc)[0], "std": mean_std(acc)[1],
-                "accuracies": acc, "diff_mean": mean_std(diffs)[0], "diff_std": mean_std(diffs)[1],
-                "diffs": diffs, "reference": "plain KD", "paired": paired_stats(diffs),
-                "time_ratio": mean_std([x["wall_time_s"] for x in these])[0] / mean_std([x["wall_time_s"] for x in ref])[0],
-                "memory_ratio": mean_std([x["peak_memory_mb"] for x in these])[0] / mean_std([x["peak_memory_mb"] for x in ref])[0],
-                "wall_time_s": mean_std([x["wall_time_s"] for x in these])[0],
-                "peak_memory_mb": mean_std([x["peak_memory_mb"] for x in these])[0],
-                **telemetry_summary(these)})
+        rows += [variant_row(f"x{r:g} {q}", v, pick(v), pick("plain KD"), "plain KD") for v in VARIANTS]
     print_table(rows, f"controlled shift on {args.dataset}: plain KD {args.student}, {args.epochs} x "
                       f"{args.steps_per_epoch} steps, seeds {args.seeds}")
     print_telemetry(rows)
