@@ -59,6 +59,7 @@ def config_from_args(args):
     return DistillConfig(
         teacher=args.teacher, teacher_arch=args.teacher_arch, student=args.student,
         dataset=args.dataset, data_root=args.data_root, method=args.method,
+        image_size=get("image_size"), in_channels=get("in_channels"), mean=get("mean"), std=get("std"),
         kdci=getattr(args, "kdci", "off") == "on", k=args.k, ablation=get("ablation"),
         dictionary_source=get("dictionary_source"), dictionary_source_arch=get("dictionary_source_arch"),
         wild_data=args.wild_data, preset=args.preset, epochs=get("epochs"),
@@ -87,6 +88,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "(explicit flags override it)")
     p.add_argument("--dataset", required=True, help="the dataset whose TEST split is the reference")
     p.add_argument("--data-root")
+    add_input_arguments(p)
     p.add_argument("--method", required=True, choices=METHODS.names())
     p.add_argument("--k", type=k_value, help="dictionary size: an integer, or 'auto' (the K curve's "
                                               "recommended K on the run's first dictionary data); "
@@ -99,6 +101,22 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--json")
     p.add_argument("--quiet", action="store_true")
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """The teacher's input spec (``teachers.input_spec``): each flag left out is resolved from
+    the teacher (a sidecar JSON beside its file, its metadata, its ONNX graph, timm's config),
+    else the dataset's own."""
+    p.add_argument("--image-size", type=int, metavar="PX",
+                   help="square input size the teacher expects (default: the teacher's, else the "
+                        "dataset's native size); the data, generators and wild pools follow it")
+    p.add_argument("--in-channels", type=int, choices=(1, 3),
+                   help="input channels (default: the teacher's, else the dataset's)")
+    p.add_argument("--mean", type=float, nargs="+", metavar="M",
+                   help="per-channel normalisation mean, 1 value or one per channel (default: the "
+                        "teacher's, else the dataset's statistics)")
+    p.add_argument("--std", type=float, nargs="+", metavar="S",
+                   help="per-channel normalisation std, as --mean")
 
 
 def add_backend_arguments(p: argparse.ArgumentParser, *, default: str | None = "local") -> None:

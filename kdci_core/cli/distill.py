@@ -19,11 +19,21 @@ def epoch_lines():
     return EpochLines()
 
 
+def input_line(recorded: dict | None) -> str:
+    """A run's input spec for people: each value and where it came from."""
+    from ..teachers.input_spec import InputSpec
+
+    return InputSpec.from_dict(recorded).describe() if recorded else "the dataset's"
+
+
 def cmd_distill(args) -> int:
     cfg = config_from_args(args).validate()  # every check, before a run or a backend exists
     if args.dry_run:
         import json
 
+        from ..teachers.input_spec import spec_of
+
+        print(f"input: {spec_of(cfg).describe()}", file=sys.stderr)  # where each value comes from
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
     if args.detach:
@@ -45,6 +55,7 @@ def cmd_distill(args) -> int:
     print(f"run {result['run_id']}: {cfg.method} kdci={args.kdci} teacher {result['teacher_accuracy']:.2f}% "
           f"student {result['student_accuracy']:.2f}% ({result['wall_time_s']:.1f} s, "
           f"peak {result['peak_memory_mb']:.0f} MB, {result['device']})")
+    print(f"input: {input_line(result.get('input_spec'))}")
     write_json(args.json, result)
     return 0
 

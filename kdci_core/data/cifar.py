@@ -180,7 +180,7 @@ def find_dir(root, spec: dict, name: str) -> Path:
                      f"{', '.join(files)}. Looked in:\n" + "\n".join(looked))
 
 
-def _load(name: str, root, image_size, in_channels) -> LabeledDataset:
+def _load(name: str, root, image_size, in_channels, mean, std) -> LabeledDataset:
     spec = SPECS[name]
     folder = find_dir(root, spec, name)
     meta_path = folder / spec["meta"]
@@ -197,17 +197,19 @@ def _load(name: str, root, image_size, in_channels) -> LabeledDataset:
     return finish(name, train=chw_uint8_to_float(train_x), train_labels=train_y,
                   test=chw_uint8_to_float(test_x), test_labels=test_y, class_names=names,
                   source=str(folder), image_size=image_size, in_channels=in_channels,
-                  mean=spec["mean"], std=spec["std"],
+                  mean=spec["mean"], std=spec["std"], norm_mean=mean, norm_std=std,
                   augment="crop-flip")  # the references' CIFAR train transform (crop 4 px, flip)
 
 
 @DATASETS.register("cifar10")
-def load_cifar10(root=None, *, image_size=None, in_channels=None) -> LabeledDataset:
+def load_cifar10(root=None, *, image_size=None, in_channels=None, mean=None,
+                 std=None) -> LabeledDataset:
     """50,000 / 10,000 RGB 32x32 images, 10 classes, from ``cifar-10-batches-py``."""
-    return _load("cifar10", root, image_size, in_channels)
+    return _load("cifar10", root, image_size, in_channels, mean, std)
 
 
 @DATASETS.register("cifar100")
-def load_cifar100(root=None, *, image_size=None, in_channels=None) -> LabeledDataset:
+def load_cifar100(root=None, *, image_size=None, in_channels=None, mean=None,
+                  std=None) -> LabeledDataset:
     """50,000 / 10,000 RGB 32x32 images, 100 fine classes, from ``cifar-100-python``."""
-    return _load("cifar100", root, image_size, in_channels)
+    return _load("cifar100", root, image_size, in_channels, mean, std)

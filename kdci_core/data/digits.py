@@ -14,7 +14,7 @@ from .types import LabeledDataset
 
 
 @DATASETS.register("digits")
-def load(root=None, *, image_size=None, in_channels=None) -> LabeledDataset:
+def load(root=None, *, image_size=None, in_channels=None, mean=None, std=None) -> LabeledDataset:
     """1797 grey 8x8 images (0..16 scaled to [0, 1]); 80/20 stratified split, random_state=0.
 
     ``root`` is ignored (the data is bundled). Mean/std are computed on the train split.
@@ -33,4 +33,4 @@ def load(root=None, *, image_size=None, in_channels=None) -> LabeledDataset:
                   test=x[idx_test], test_labels=y[idx_test],
                   class_names=[str(int(c)) for c in bunch.target_names],
                   source="scikit-learn load_digits (bundled)",
-                  image_size=image_size, in_channels=in_channels)
+                  image_size=image_size, in_channels=in_channels, norm_mean=mean, norm_std=std)

@@ -74,7 +74,7 @@ def _check_classes(folder: Path, labels: np.ndarray, classes: list[str], n_bad: 
 
 
 @DATASETS.register("folder")
-def load(root=None, *, image_size=None, in_channels=None) -> LabeledDataset:
+def load(root=None, *, image_size=None, in_channels=None, mean=None, std=None) -> LabeledDataset:
     """Labelled images resized to ``image_size`` (default 32: shorter side, centre crop).
 
     Channels default to 1 when every image is grey, else 3. Mean/std come from the train split.
@@ -89,13 +89,15 @@ def load(root=None, *, image_size=None, in_channels=None) -> LabeledDataset:
         _fail(f"{base}: expected a folder of labelled images, found an empty folder")
     walker = Walker(base)  # one walk's rule and one warning for the whole dataset
     try:
-        return _load(base, size, in_channels, walker)
+        return _load(base, size, in_channels, walker, (mean, std))
     finally:
         walker.warn(f"folder dataset {base}")
 
 
-def _load(base: Path, size: int, in_channels: int | None, walker: Walker) -> LabeledDataset:
-    """:func:`load` once ``base`` is known to be a non-empty folder."""
+def _load(base: Path, size: int, in_channels: int | None, walker: Walker,
+          norm: tuple) -> LabeledDataset:
+    """:func:`load` once ``base`` is known to be a non-empty folder (``norm``: the caller's
+    mean and std, or None for the train split's)."""
     split_mode = (base / "train").is_dir()
     if split_mode:
         train_dir = base / "train"
@@ -136,4 +138,5 @@ def _load(base: Path, size: int, in_channels: int | None, walker: Walker) -> Lab
     return finish("folder", train=uint8_to_float(x_train), train_labels=y_train,
                   test=uint8_to_float(x_test), test_labels=y_test, class_names=classes,
                   source=str(base), image_size=size, in_channels=channels, skipped=len(bad),
+                  norm_mean=norm[0], norm_std=norm[1],
                   augment="crop-flip" if channels == 3 else "none")  # photographs, as CIFAR

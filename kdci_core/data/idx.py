@@ -117,7 +117,7 @@ def _read_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 @DATASETS.register("fashion-mnist")
-def load(root=None, *, image_size=None, in_channels=None) -> LabeledDataset:
+def load(root=None, *, image_size=None, in_channels=None, mean=None, std=None) -> LabeledDataset:
     """60,000 train / 10,000 test grey 28x28 images, 10 classes; the files' own split."""
     folder = find_dir(root)
     train_x, train_y = _read_split(folder, "train")
@@ -128,4 +128,4 @@ def load(root=None, *, image_size=None, in_channels=None) -> LabeledDataset:
     return finish("fashion-mnist", train=uint8_to_float(train_x), train_labels=train_y,
                   test=uint8_to_float(test_x), test_labels=test_y, class_names=CLASS_NAMES,
                   source=str(folder), image_size=image_size, in_channels=in_channels,
-                  mean=MEAN, std=STD)
+                  mean=MEAN, std=STD, norm_mean=mean, norm_std=std)

@@ -80,9 +80,17 @@ def channel_stats(x01: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (population) std of a [0, 1] batch, as rounded Python tuples."""
     if x01.shape[0] == 0:
         raise InputError("images: cannot compute mean/std of an empty training split")
-    flat = x01.transpose(0, 1).reshape(x01.shape[1], -1).to(torch.float64)
-    mean = flat.mean(dim=1)
-    std = flat.std(dim=1, unbiased=False).clamp_min(1e-3)  # a constant image must not divide by 0
+    # float64 sums chunk by chunk: a float64 copy of a whole dataset at 64+ px is gigabytes
+    total = torch.zeros(x01.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for i in range(0, x01.shape[0], _CHUNK):
+        part = x01[i:i + _CHUNK].transpose(0, 1).reshape(x01.shape[1], -1).to(torch.float64)
+        total += part.sum(dim=1)
+        squares += part.square().sum(dim=1)
+    count = x01[0, 0].numel() * x01.shape[0]
+    mean = total / count
+    var = (squares / count - mean.square()).clamp_min(0.0)
+    std = var.sqrt().clamp_min(1e-3)  # a constant image must not divide by 0
     return (tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std))
 
 

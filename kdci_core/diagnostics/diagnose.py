@@ -17,7 +17,8 @@ from ..common.progress import Progress, report
 from ..distill import DistillConfig
 from ..kdci import ConfounderDictionary, build_confounder_dictionary
 from ..methods import METHODS
-from .fid import FIDResult, compute_fid
+from ..teachers.onnx_teacher import ONNX_CAPABILITIES, is_onnx_path
+from .fid import FIDResult, compute_fid, extractor_ready
 from ..kdci.kcurve import KCurve, k_curve
 from .proportions import Imbalance, class_proportions, imbalance, proportions_by_round
 from .substitution import DEFAULT_ROUNDS, Reference, SubstitutionData, collect_substitution_data
@@ -100,6 +101,9 @@ class Diagnosis:
                 "teacher_arch": self.data.teacher_arch, "device": self.device or (
                     str(self.reference.device) if self.reference is not None else None),
                 "substitution": self.data.summary(),
+                # the teacher's input the data were made at (teachers.input_spec)
+                "input": {"image_size": info.image_size, "in_channels": info.in_channels,
+                          "mean": list(info.mean), "std": list(info.std)},
                 "fid": self.fid.to_dict() if self.fid else None,
                 "fid_real_data": self.fid_real.to_dict() if self.fid_real else None,
                 "proportions": self.balance.to_dict(info.class_names),
@@ -117,6 +121,8 @@ def diagnose(cfg: DistillConfig, *, rounds: int = DEFAULT_ROUNDS, k: int | None 
     ``fid``: "auto" (Inception when its weights are present, else the teacher's features),
     "inception", "teacher" or None (skip FID)."""
     max_reference = check_range("max_reference", max_reference, low=2, high=10**7, integer=True)
+    if fid and is_onnx_path(cfg.teacher):  # a black box has no features for FID: say so first
+        extractor_ready(fid, ONNX_CAPABILITIES, inception_weights)
     data, reference = collect_substitution_data(cfg, rounds=rounds, progress=progress)
     fid_result = fid_real = None
     if fid:

@@ -23,7 +23,9 @@ from torch import nn
 from ..common.errors import InputError
 from ..common.progress import Progress, report
 from ..data.types import DatasetInfo
+from ..methods.needs import NEEDS, describe_teacher
 from ..models.checkpoint_files import check_torch_file
+from ..teachers.capabilities import teacher_capabilities
 
 INCEPTION_DIM = 2048
 _PATCH_LOCK = threading.Lock()  # the no-download build swaps a module global for a moment
@@ -164,23 +166,48 @@ class TeacherExtractor:
         return result
 
 
-def make_extractor(kind: str = "auto", *, teacher: nn.Module | None = None, teacher_arch: str = "teacher",
-                   inception_weights: str | Path | None = None) -> InceptionExtractor | TeacherExtractor:
-    """"auto": Inception when its weights are on disk, else the teacher's features."""
+def _inception_weights_for(kind: str, inception_weights) -> Path | None:
+    """The Inception weights ``kind`` will use (None: the teacher's features stand in)."""
     if kind not in ("auto", "inception", "teacher"):
         raise InputError(f"extractor: expected one of auto, inception, teacher, found {kind!r}")
-    if hasattr(teacher, "model") and hasattr(teacher, "arch"):  # a TeacherBundle
-        teacher, teacher_arch = teacher.model, teacher.arch
     weights = inception_weights_path(inception_weights) if kind != "teacher" else None
     if kind == "inception" and weights is None:
         raise InputError(f"extractor: 'inception' needs pytorch-fid's weights file, not found at "
                          f"{str(_cached_weights())!r}; download it elsewhere from "
                          f"{_weights_url()} and pass its path (inception_weights) or copy it there")
+    return weights
+
+
+def make_extractor(kind: str = "auto", *, teacher: nn.Module | None = None, teacher_arch: str = "teacher",
+                   inception_weights: str | Path | None = None) -> InceptionExtractor | TeacherExtractor:
+    """"auto": Inception when its weights are on disk, else the teacher's features."""
+    if hasattr(teacher, "model") and hasattr(teacher, "arch"):  # a TeacherBundle
+        teacher, teacher_arch = teacher.model, teacher.arch
+    weights = _inception_weights_for(kind, inception_weights)
     if weights is not None:
         return InceptionExtractor(weights)
     if teacher is None:
         raise InputError(f"extractor: {kind!r} needs a teacher model (no Inception weights found), found none")
+    check_teacher_extractor(kind, teacher_capabilities(teacher))
     return TeacherExtractor(teacher, teacher_arch)
+
+
+def check_teacher_extractor(kind: str, capabilities) -> None:
+    """The teacher stands in for Inception only with its penultimate features: a black box (an
+    ONNX teacher) has none, so say which need is missing and the two ways out."""
+    if "features" in capabilities:
+        return
+    raise InputError(f"extractor: {kind!r} without Inception weights needs {NEEDS['features']}; "
+                     f"{describe_teacher(capabilities)}; give pytorch-fid's weights file "
+                     f"(inception_weights / --inception-weights, or copy it to "
+                     f"{str(_cached_weights())!r}) or skip FID (--fid none)")
+
+
+def extractor_ready(kind: str, capabilities, inception_weights=None) -> None:
+    """Before any work: what :func:`make_extractor` would refuse for a teacher of
+    ``capabilities`` (Inception weights asked for but absent, a black box's features)."""
+    if _inception_weights_for(kind, inception_weights) is None:
+        check_teacher_extractor(kind, capabilities)
 
 
 def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> tuple[float, str | None]:

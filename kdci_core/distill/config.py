@@ -13,8 +13,9 @@ from ..data.augment import AUGMENTATIONS
 from ..kdci import ABLATIONS as ABLATION_CHOICES
 from ..kdci import ATTENTION_INPUTS
 from ..kdci import FUSIONS as FUSION_CHOICES
-from ..methods import METHODS
-from ..models import model_names
+from ..methods import METHODS, check_teacher_serves
+from ..models import check_arch
+from ..teachers.onnx_teacher import ONNX_ARCH, ONNX_CAPABILITIES, is_onnx_path
 from .corrections import CORRECTIONS
 from .feasibility import check_dependent
 from .params import typed_params
@@ -34,6 +35,12 @@ class DistillConfig:
     student: str | None = None            # None: the preset's (quick: lenet5_half; paper: Table 1's)
     dataset: str = "digits"
     data_root: str | None = None
+    #: the teacher's input (teachers.input_spec); None: resolved from the teacher (its sidecar,
+    #: metadata, ONNX graph or timm config), else the dataset's own
+    image_size: int | None = None
+    in_channels: int | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
     method: str = "deepinv"
     kdci: bool = True
     preset: str = "quick"                 # fills every field below left at None (presets.py)
@@ -71,12 +78,17 @@ class DistillConfig:
         now; the check is for the person launching, not a reason to fail a queued run)."""
         method = METHODS.get(self.method)  # unknown method -> InputError listing the six
         self.apply_preset(method)
-        if self.student not in model_names():
-            raise InputError(f"--student: unknown architecture {self.student!r}; expected one of "
-                             f"{', '.join(model_names())}")
-        if self.teacher != "builtin" and not self.teacher_arch:
+        check_arch(self.student, "--student")  # a zoo name, tv:NAME or timm:NAME
+        if is_onnx_path(self.teacher):  # a black box: its graph says what it is, it gives logits only
+            if self.teacher_arch not in (None, "", ONNX_ARCH):
+                raise InputError(f"--teacher-arch: an ONNX teacher's graph is its architecture: "
+                                 f"expected none, found {self.teacher_arch!r}")
+            check_teacher_serves(method, ONNX_CAPABILITIES)
+        elif self.teacher != "builtin" and not self.teacher_arch:
             raise InputError("--teacher-arch: required with a teacher file (only --teacher builtin "
-                             "needs none)")
+                             "and an .onnx file need none)")
+        elif self.teacher != "builtin":
+            check_arch(self.teacher_arch, "--teacher-arch")  # close matches, before any work
         if self.teacher == "builtin" and self.dataset != "digits":
             raise InputError(f"--teacher builtin: the built-in teacher is trained on digits, found "
                              f"--dataset {self.dataset}; give --teacher FILE --teacher-arch A")
@@ -86,10 +98,12 @@ class DistillConfig:
             raise InputError(f"--fusion: expected one of {', '.join(FUSION_CHOICES)}, found {self.fusion!r}")
         if self.ablation != "none" and not self.kdci:
             raise InputError(f"--ablation {self.ablation}: ablations change KDCI, so they need --kdci on")
-        if bool(self.dictionary_source) != bool(self.dictionary_source_arch):
+        if bool(self.dictionary_source) != bool(self.dictionary_source_arch) \
+                and not is_onnx_path(self.dictionary_source):
             raise InputError("--dictionary-source and --dictionary-source-arch go together: give both or neither")
         if self.k is not None and self.k != "auto":
             self.k = check_range("--k", self.k, low=1, high=100_000, integer=True)
+        self.check_input_fields()
         if self.attn_input not in ATTENTION_INPUTS:
             raise InputError(f"--attn-input: expected one of {', '.join(ATTENTION_INPUTS)}, found {self.attn_input!r}")
         check_range("--attn-init-gain", self.attn_init_gain, low=0.0, high=1000.0)
@@ -115,6 +129,25 @@ class DistillConfig:
         self.method_params = typed_params(method, self.method_params)
         check_dependent(self, method, resources=resources)  # K vs samples; steps vs free memory
         return self
+
+    def check_input_fields(self) -> None:
+        """``--image-size``, ``--in-channels``, ``--mean``, ``--std``: each alone, then with the
+        teacher's own values (its sidecar, metadata...: a bad sidecar is refused here, before a
+        run exists)."""
+        from ..data.common import MAX_SIZE, MIN_SIZE, check_stats
+        from ..teachers.input_spec import spec_of
+
+        if self.image_size is not None:
+            self.image_size = check_range("--image-size", self.image_size, low=MIN_SIZE,
+                                          high=MAX_SIZE, integer=True)
+        if self.in_channels is not None:
+            if isinstance(self.in_channels, bool) or self.in_channels not in (1, 3):
+                raise InputError(f"--in-channels: expected 1 or 3, found {self.in_channels!r}")
+            self.in_channels = int(self.in_channels)
+        for name in ("mean", "std"):
+            values = check_stats(f"--{name}", getattr(self, name), name)
+            setattr(self, name, list(values) if values is not None else None)
+        spec_of(self)
 
     def apply_preset(self, method) -> None:
         """Fill the fields left at None from ``self.preset`` for ``method`` (a METHODS class);
@@ -156,19 +189,28 @@ _VALUE_FLAGS = ("teacher", "teacher_arch", "student", "dataset", "data_root", "m
                 "ablation", "dictionary_source", "dictionary_source_arch", "wild_data", "epochs",
                 "steps_per_epoch", "batch_size", "lr", "weight_decay", "kdci_weight_decay", "augment",
                 "tau", "attn_dim", "attn_input", "attn_init_gain", "fusion", "correction", "pca_dim",
-                "seed", "device", "log_every")
+                "seed", "device", "log_every", "image_size", "in_channels")
 
 
 def command_line(config: dict) -> list[str]:
     """The ``python -m kdci_core distill`` arguments that make ``config`` again (a stored run's:
-    every value explicit, so a later change of a preset's defaults does not change the run)."""
+    every value explicit, so a later change of a preset's defaults does not change the run).
+    With the run's resolved ``input_spec`` beside the config's fields (``{**config,
+    "input_spec": result["input_spec"]}``), what came from the teacher is stated too."""
     import json
 
+    from ..teachers.input_spec import teacher_values
+
     cfg = DistillConfig.from_dict({k: v for k, v in config.items() if k in _FIELD_NAMES}).to_dict()
+    for name, value in teacher_values(config.get("input_spec")).items():
+        cfg[name] = value if cfg[name] is None else cfg[name]
     argv = ["python", "-m", "kdci_core", "distill"]
     for name in _VALUE_FLAGS:
         if cfg[name] is not None:
             argv += [f"--{name.replace('_', '-')}", str(cfg[name])]
+    for name in ("mean", "std"):
+        if cfg[name] is not None:
+            argv += [f"--{name}", *(repr(float(v)) for v in cfg[name])]
     argv += ["--kdci", "on" if cfg["kdci"] else "off"]
     if not cfg["amp"]:
         argv.append("--no-amp")

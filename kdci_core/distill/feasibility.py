@@ -5,7 +5,7 @@ against the samples each dictionary is built from, and the largest step against 
 from __future__ import annotations
 
 from ..common.errors import InputError
-from ..models import model_names
+from ..models.sources import is_known
 from ..teachers.builtin import BUILTIN_ARCH
 from .memory import check_memory
 
@@ -41,5 +41,5 @@ def check_dependent(cfg, method_cls, *, resources: bool = True) -> None:
     params = method_cls.resolve_params(cfg.method_params)
     check_k(cfg, method_cls, params)
     teacher_arch = BUILTIN_ARCH if cfg.teacher == "builtin" else cfg.teacher_arch
-    if resources and teacher_arch in model_names():  # an unknown one: the teacher's loading names the problem
+    if resources and is_known(teacher_arch):  # an unknown one: the teacher's loading names the problem
         check_memory(cfg, method_cls, params, teacher_arch)

@@ -24,16 +24,17 @@ from ..common.device import (autocast, peak_memory_mb, reset_peak_memory, resolv
                              seed_everything)
 from ..common.errors import InputError
 from ..common.progress import Progress
-from ..data import load_dataset
 from ..data.augment import student_augmentation
 from ..kdci import KDCIPlugin, inert_reason, kdci_telemetry
 from ..kdci.telemetry import compensated_predictions
-from ..methods import METHODS, MethodContext
+from ..methods import METHODS, MethodContext, check_teacher_serves
 from ..methods.losses import kd_loss
 from ..models import build_model
 from ..models.compiled import CompiledOrEager
 from ..models.evaluation import evaluate, evaluate_logits, parameter_count, predict_logits
-from ..teachers import TeacherBundle, load_named_teacher, load_teacher
+from ..teachers import (TeacherBundle, is_onnx_path, load_named_teacher, load_onnx_teacher,
+                        load_teacher, teacher_capabilities)
+from ..teachers.input_spec import load_at_spec, spec_of
 from .callbacks import Callback, CallbackList
 from .config import DistillConfig
 from .corrections import BalancedResampler, ClassReweighter
@@ -42,10 +43,13 @@ from .state import load_object_state, object_state, rng_state, set_rng_state
 
 
 def load_run_teacher(cfg: DistillConfig, info, device, progress: Progress = None) -> TeacherBundle:
-    """The teacher ``cfg`` names (built-in or a file), checked against the dataset ``info``."""
-    return load_named_teacher(cfg.teacher, cfg.teacher_arch, num_classes=info.num_classes,
-                              in_channels=info.in_channels, dataset=info.name, device=device,
-                              progress=progress)
+    """The teacher ``cfg`` names (built-in, a checkpoint or an ONNX black box), checked against
+    the dataset ``info`` and against what ``cfg.method`` needs from it (``methods.needs``)."""
+    bundle = load_named_teacher(cfg.teacher, cfg.teacher_arch, num_classes=info.num_classes,
+                                in_channels=info.in_channels, dataset=info.name, device=device,
+                                progress=progress, image_size=info.image_size)
+    check_teacher_serves(cfg.method, teacher_capabilities(bundle.model))
+    return bundle
 
 
 class Distiller:
@@ -61,7 +65,8 @@ class Distiller:
         self.callbacks = CallbackList(callbacks)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
-        self.data = load_dataset(cfg.dataset, cfg.data_root)
+        # the data at the teacher's input spec (size, channels, normalisation; input_spec.py)
+        self.data, self.input_spec = load_at_spec(cfg.dataset, cfg.data_root, spec_of(cfg))
         info = self.info = self.data.info
         self.teacher = load_run_teacher(cfg, info, self.device, progress)
         method_cls = METHODS.get(cfg.method)
@@ -82,14 +87,20 @@ class Distiller:
             raise InputError(f"--k {self.k}: K must not exceed the {self.method.min_dictionary_samples()} "
                              f"images of each synthetic mini-batch ({cfg.method}.synth_batch)")
         self.student = build_model(cfg.student, num_classes=info.num_classes,
-                                   in_channels=info.in_channels).to(self.device)
+                                   in_channels=info.in_channels,
+                                   image_size=info.image_size).to(self.device)  # the teacher's
         self.dictionary_model = self.teacher.model
         self.plugin = None
         if cfg.kdci:
             prototype_dim = None
             if cfg.dictionary_source:
-                src = load_teacher(cfg.dictionary_source, cfg.dictionary_source_arch,
-                                   in_channels=info.in_channels, device=self.device)
+                if is_onnx_path(cfg.dictionary_source):  # the dictionary reads logits only
+                    src = load_onnx_teacher(cfg.dictionary_source, device=self.device,
+                                            in_channels=info.in_channels, image_size=info.image_size)
+                else:
+                    src = load_teacher(cfg.dictionary_source, cfg.dictionary_source_arch,
+                                       in_channels=info.in_channels, device=self.device,
+                                       image_size=info.image_size)
                 self.dictionary_model, prototype_dim = src.model, src.num_classes
             self.plugin = KDCIPlugin(info.num_classes, k=self.k, ablation=cfg.ablation,
                                      attn_dim=cfg.attn_dim, fusion=cfg.fusion, pca_dim=cfg.pca_dim,
@@ -98,7 +109,10 @@ class Distiller:
                                      attn_init_gain=cfg.attn_init_gain).to(self.device)
         #: the student step's forwards, compiled under --compile (models.compiled: eager fallback)
         self.student_forward = CompiledOrEager(self.student, cfg.compile, what="student")
-        self.teacher_forward = CompiledOrEager(self.teacher.model, cfg.compile, what="teacher")
+        # a black box (no gradients: an onnxruntime session) is no torch graph to compile
+        self.teacher_forward = CompiledOrEager(
+            self.teacher.model, cfg.compile and "gradients" in teacher_capabilities(self.teacher.model),
+            what="teacher")
         self.optimizer = torch.optim.SGD(self.param_groups(), lr=cfg.lr, momentum=0.9)
         #: the method's own optimisers of extra trainable modules (DFND's transition matrix)
         self.extra_optimizers = self.method.student_optimizers()
@@ -313,6 +327,7 @@ class Distiller:
             "tau": self.tau, "student_parameters": parameter_count(self.student),
             "teacher_parameters": self.teacher.parameter_count, "config": cfg.to_dict(),
             "augment": cfg.augment or info.augment, "optimizer": self.optimizer_summary(),
+            "input_spec": self.input_spec.to_dict(),
             "compiled": {"student": self.student_forward.active, "teacher": self.teacher_forward.active,
                          "fallback": self.student_forward.fallback_reason or self.teacher_forward.fallback_reason}
             if cfg.compile else None,

@@ -29,11 +29,13 @@ import torch
 
 from ..common.errors import InputError
 from ..models import build_generator, build_model
+from ..teachers.input_spec import spec_of
 
 #: the share of the free memory a run's largest step may take
 USABLE = 0.8
-#: channels, image size and classes of each dataset as loaded (``folder``: 32 px by default,
-#: RGB at most, 10 classes assumed: the last layer's width hardly matters)
+#: channels, image size and classes of each dataset as loaded natively (``folder``: 32 px by
+#: default, RGB at most, 10 classes assumed: the last layer's width hardly matters); a run at its
+#: teacher's input spec (``run_shape``) replaces the size and channels
 SHAPES = {"digits": (1, 8, 10), "fashion-mnist": (1, 28, 10), "cifar10": (3, 32, 10),
           "cifar100": (3, 32, 100)}
 OTHER_SHAPE = (3, 32, 10)
@@ -65,7 +67,7 @@ def _saved(net, make_input, n: int) -> int:
 
 @lru_cache(maxsize=256)
 def classifier_bytes(arch: str, channels: int, size: int, classes: int) -> int | None:
-    return _per_image(lambda: build_model(arch, num_classes=classes, in_channels=channels),
+    return _per_image(lambda: build_model(arch, num_classes=classes, in_channels=channels, image_size=size),
                       lambda n: torch.empty(n, channels, size, size, device="meta", requires_grad=True))
 
 
@@ -75,10 +77,18 @@ def generator_bytes(nz: int, ngf: int, channels: int, size: int) -> int | None:
                       lambda n: torch.empty(n, nz, device="meta", requires_grad=True))
 
 
+def run_shape(cfg) -> tuple[int, int, int]:
+    """(channels, size, classes) of a run's images: the teacher's input spec where it sets them
+    (``teachers.input_spec``), else the dataset's native ones."""
+    channels, size, classes = SHAPES.get(cfg.dataset, OTHER_SHAPE)
+    spec = spec_of(cfg)
+    return spec.in_channels or channels, spec.image_size or size, classes
+
+
 def step_estimates(cfg, method_cls, params: dict, teacher_arch: str) -> list[tuple[str, int, int, str]]:
     """``(what, batch, bytes per image, the setting that sets the batch)`` of the run's steps
     (a step whose networks cannot be measured is left out)."""
-    channels, size, classes = SHAPES.get(cfg.dataset, OTHER_SHAPE)
+    channels, size, classes = run_shape(cfg)
     image = channels * size * size * 4
     student = classifier_bytes(cfg.student, channels, size, classes)
     out = []

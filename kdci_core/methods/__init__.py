@@ -3,6 +3,8 @@
 
 from . import cmi, dafl, deepinv, dfnd, fast, mosaickd, plain  # noqa: F401  (registration)
 from .base import DFKDMethod, GenerationMethod, MethodContext, SamplingMethod
+from .needs import NEEDS, check_teacher_serves, methods_for_teacher, unmet_reason
 from .registry import METHODS
 
-__all__ = ["METHODS", "DFKDMethod", "GenerationMethod", "MethodContext", "SamplingMethod"]
+__all__ = ["METHODS", "NEEDS", "DFKDMethod", "GenerationMethod", "MethodContext", "SamplingMethod",
+           "check_teacher_serves", "methods_for_teacher", "unmet_reason"]

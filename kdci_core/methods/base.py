@@ -73,6 +73,10 @@ class DFKDMethod:
     augments_itself: bool = False
     ranges: dict = {}         # hyperparameter -> (low, high) when not the default bounds
     choices: dict = {}        # hyperparameter -> allowed values (strings, or a set of numbers)
+    #: what the method needs from its teacher (``methods.needs``): "logits" (its outputs),
+    #: "features" (penultimate), "batchnorm" (running statistics), "gradients" (through it);
+    #: undeclared, all of them (a method must say it needs less before a black box runs it)
+    teacher_needs: frozenset = frozenset({"logits", "features", "batchnorm", "gradients"})
 
     def __init__(self, ctx: MethodContext):
         self.ctx = ctx

@@ -69,6 +69,8 @@ _DF = "DataFree scripts/cmi/cmi_cifar10.sh"
 class CMI(GeneratorMethod):
     default_k = 32  # KDCI's K for a model-inversion mini-batch (KDCI paper, section 4.3)
     default_tau = 20.0
+    #: BN statistics and BN inputs (its contrastive features), a generator trained through it
+    teacher_needs = frozenset({"logits", "batchnorm", "gradients"})
     defaults = {
         "synth_batch": 64, "g_steps": 40, "lr_g": 0.001, "synth_every": 25, "pool_size": 10_000,
         "nz": 256, "ngf": 32, "bn": 1.0, "oh": 1.0, "adv": 0.5, "cr": 0.8, "cr_t": 0.2,

@@ -29,6 +29,8 @@ _README = "DAFL README, CIFAR-10 command"
 class DAFL(GeneratorMethod):
     default_k = 8  # KDCI's K for a GAN mini-batch (KDCI paper, section 4.3)
     default_tau = 1.0  # DAFL's kdloss has no temperature (DataFree's DAFL also distils at T=1)
+    #: the activation term reads the teacher's penultimate features; G trains through it
+    teacher_needs = frozenset({"logits", "features", "gradients"})
     generator_output = "tanh-bn"
     student_defaults = {"lr": 0.1, "weight_decay": 5e-4}  # DAFL-train.py, CIFAR (SGD)
     student_source = ('DAFL-train.py CIFAR (SGD lr 0.1, momentum 0.9, weight decay 5e-4; step decay x0.1 at 40% and 80%, cosine here); quick: lr 0.01')

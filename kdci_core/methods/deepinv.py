@@ -30,6 +30,8 @@ _DF = "DataFree scripts/deepinv/deepinv_cifar10_wrn402_wrn161.sh"
 class DeepInversion(GenerationMethod):
     default_k = 32  # KDCI's K for a model-inversion mini-batch (KDCI paper, section 4.3)
     default_tau = 20.0
+    #: BN-statistics matching (hooks on the teacher) and pixels optimised through it
+    teacher_needs = frozenset({"logits", "batchnorm", "gradients"})
     defaults = {
         "synth_batch": 64, "g_steps": 100, "lr_g": 0.1, "synth_every": 25, "pool_size": 10_000,
         "bn": 10.0, "oh": 1.0, "adv": 1.0, "tv": 0.001, "l2": 0.0,

@@ -49,6 +49,8 @@ class NoiseAdaptation(nn.Module):
 class DFND(SamplingMethod):
     default_k = 128  # KDCI's K for sampled unlabeled data (KDCI paper, section 4.3)
     default_tau = 4.0  # DFND-train.py kdloss (T=4)
+    #: selection and noise adaptation read only the teacher's outputs (a black box will do)
+    teacher_needs = frozenset({"logits"})
     student_defaults = {"lr": 0.1, "weight_decay": 5e-4}  # DFND-train.py (SGD)
     student_source = ('DFND-train.py (SGD lr 0.1, momentum 0.9, weight decay 5e-4; step decay x0.1 at 40% and 80%, cosine here); quick: lr 0.01')
     loop_source = ('DFND-train.py: batch 256, 33 epochs of 600000/256 steps; quick: CPU-sized')

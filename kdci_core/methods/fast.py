@@ -39,6 +39,8 @@ _DF = "Fast-Datafree scripts/fast_cifar.sh"
 class Fast(GeneratorMethod):
     default_k = 8  # KDCI's K for "the synthetic mini-batch from GANs [31, 29]" (section 4.3); [29] is Fast
     default_tau = 20.0
+    #: BN-statistics matching (hooks on the teacher) and a generator trained through it
+    teacher_needs = frozenset({"logits", "batchnorm", "gradients"})
     student_defaults = {"lr": 0.2, "weight_decay": 1e-4}  # fast_cifar.sh (--lr 0.2), datafree_kd.py
     student_source = ('Fast-Datafree scripts/fast_cifar.sh (--lr 0.2) and datafree_kd.py (weight decay 1e-4; cosine over the 200 epochs after warm-up, eta_min 2e-4; 0 here); quick: lr 0.01')
     loop_source = ('Fast-Datafree scripts/fast_cifar.sh: batch 256, 200 epochs of kd_steps=400 after 20 warm-up epochs; quick: CPU-sized')

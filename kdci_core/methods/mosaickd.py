@@ -65,6 +65,8 @@ class MosaicKD(SamplingMethod):
 
     default_k = 128  # KDCI's K for sampled unlabeled data (KDCI paper, section 4.3)
     default_tau = 1.0  # kd_mosaic.py --T 1 (the README never sets it)
+    #: the pool is scored by the teacher's outputs; G trains through it (align, balance, adv)
+    teacher_needs = frozenset({"logits", "gradients"})
     augments_itself = True  # only the OOD half of a student batch is augmented
     student_source = ('kd_mosaic.py (SGD lr 0.1, momentum 0.9, weight decay 1e-4, cosine); quick: lr 0.01')
     loop_source = ('kd_mosaic.py: 256 synthetic + 256 OOD a batch, 200 epochs of 196 x 5 student steps; quick: CPU-sized')

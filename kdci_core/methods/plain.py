@@ -18,6 +18,7 @@ from .registry import METHODS
 class PlainKD(SamplingMethod):
     default_k = 128  # KDCI's K for sampled unlabeled data (KDCI paper, section 4.3)
     default_tau = 4.0  # the common KD temperature (Hinton et al.; DFND's T)
+    teacher_needs = frozenset({"logits"})  # only the teacher's outputs (a black box will do)
     defaults = {"pool_size": 20_000, "n_select": 20_000, "imbalance": 1.0, "blur": 0.0, "noise": 0.0,
                 "balanced": False}
     sources = {

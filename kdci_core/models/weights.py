@@ -74,6 +74,9 @@ def _read_pickled_state_dict(path: Path) -> dict:
 
 
 def _unwrap_state_dict(obj, path) -> dict:
+    """The state dict inside ``obj`` (under one of ``STATE_DICT_KEYS``, or ``obj`` itself),
+    tensors only, each key without the prefixes wrappers add: ``module.`` (DataParallel,
+    DistributedDataParallel), ``_orig_mod.`` (torch.compile)."""
     if isinstance(obj, dict):
         for key in STATE_DICT_KEYS:
             if key in obj and isinstance(obj[key], dict):
@@ -86,7 +89,13 @@ def _unwrap_state_dict(obj, path) -> dict:
     if not tensors:
         raise InputError(f"checkpoint {path}: expected a dict of tensors, found keys "
                          f"{list(obj)[:5]} with no tensor among them")
-    return {k[7:] if k.startswith("module.") else k: v for k, v in tensors.items()}
+    prefixes = ("module.", "_orig_mod.")
+
+    def unprefixed(key: str) -> str:
+        while key.startswith(prefixes):
+            key = key.split(".", 1)[1]
+        return key
+    return {unprefixed(k): v for k, v in tensors.items()}
 
 
 def save_checkpoint(model_or_state: nn.Module | dict, path, metadata: dict | None = None) -> Path:

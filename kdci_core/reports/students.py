@@ -38,14 +38,17 @@ class StudentView:
     indices: np.ndarray          # which test images (a fixed subset when the split is large)
 
 
-def load_run_student(run: Run, *, device="cpu") -> nn.Module:
-    """The student a finished run saved, validated against its stored architecture."""
+def load_run_student(run: Run, *, device="cpu", image_size: int | None = None) -> nn.Module:
+    """The student a finished run saved, validated against its stored architecture (as given:
+    a zoo name, ``tv:NAME`` or ``timm:NAME``); ``image_size``: the run's, which a fixed-size
+    architecture (a ViT) is built for."""
     cfg, path = run.config(), run.path("student.safetensors")
     if not path.exists():
         status = run.status().get("status")
         raise InputError(f"run {run.run_id}: no student checkpoint (status {status}); only finished "
                          f"runs have one")
-    return load_teacher(path, cfg["student"], device=device, require_finite=False).model
+    return load_teacher(path, cfg["student"], device=device, require_finite=False,
+                        image_size=image_size).model
 
 
 @torch.no_grad()
@@ -66,7 +69,7 @@ def subset_indices(n: int, max_points: int, seed: int = 0) -> np.ndarray:
 
 def student_view(run: Run, test: ImageSet, *, num_classes: int, device="cpu", max_points: int = 2000,
                  seed: int = 0) -> StudentView:
-    model = load_run_student(run, device=device)
+    model = load_run_student(run, device=device, image_size=test.images.shape[-1])
     ev = evaluate(model, test, num_classes=num_classes, device=device)
     idx = subset_indices(len(test), max_points, seed)
     feats = penultimate_features(model, test.images[torch.from_numpy(idx)], device=device)

@@ -13,9 +13,9 @@ from ..common.atomic_files import sweep_stale
 from ..common.errors import InputError
 from ..common.jsonio import atomic_write_json, read_json
 from ..common.paths import file_sha256
-from ..data import load_dataset
 from ..models.export import export_model, written_files
 from ..teachers import load_teacher
+from ..teachers.input_spec import run_dataset
 from .store import RunStore
 
 STUDENT = "student.safetensors"
@@ -29,9 +29,9 @@ def export_student(store: RunStore, run_id: str, fmt: str, out: Path | str) -> t
     if result is None or not run.path(STUDENT).exists():
         raise InputError(f"run {run_id}: not finished (status {run.status().get('status')}); only a "
                          "finished run has a student to export")
-    student = load_teacher(run.path(STUDENT), cfg["student"]).model
-    data = load_dataset(cfg["dataset"], cfg.get("data_root"))
+    data = run_dataset(cfg, result)  # at the run's input spec (the teacher's size, normalisation)
     info = data.info
+    student = load_teacher(run.path(STUDENT), cfg["student"], image_size=info.image_size).model
     example = data.test.images[:2]
     path = export_model(student, fmt, out, example, metadata={"run_id": run_id, "arch": cfg["student"]})
     files = [file_facts(f) for f in written_files(path)]
@@ -44,6 +44,9 @@ def export_student(store: RunStore, run_id: str, fmt: str, out: Path | str) -> t
         "input_size": [info.image_size, info.image_size],
         "input": "float32 N x C x H x W, each channel normalised: (x - mean) / std with x in [0, 1]",
         "normalisation": {"mean": list(info.mean), "std": list(info.std)},
+        # the keys a teacher's sidecar has (teachers.input_spec): this student can teach in turn
+        "image_size": info.image_size, "mean": list(info.mean), "std": list(info.std),
+        "input_spec_source": (result.get("input_spec") or {}).get("source"),
         "output": f"logits N x {info.num_classes} (argmax = class index into class_names)",
         "dataset": cfg["dataset"], "student_accuracy": result.get("student_accuracy"),
         "teacher": cfg.get("teacher"), "teacher_arch": result.get("teacher_arch"),

@@ -16,6 +16,7 @@ from ..common.errors import InputError
 from ..common.paths import kdci_home
 from ..common.progress import Progress
 from .load import TeacherBundle, load_teacher
+from .onnx_teacher import is_onnx_path, load_onnx_teacher
 from .train import train_teacher
 
 BUILTIN_ARCH = "lenet5"
@@ -48,12 +49,16 @@ def builtin_teacher(*, device: torch.device | str = "cpu", progress: Progress = 
 
 def load_named_teacher(source: str, arch: str | None, *, num_classes: int, in_channels: int,
                        dataset: str, device: torch.device | str = "cpu",
-                       progress: Progress = None) -> TeacherBundle:
-    """The teacher a run names: ``"builtin"`` or a checkpoint file of ``arch``, checked against
-    the dataset's class count (``--teacher``/``--teacher-arch`` in the messages)."""
+                       progress: Progress = None, image_size: int | None = None) -> TeacherBundle:
+    """The teacher a run names: ``"builtin"``, an ``.onnx`` black box (no ``arch``: its graph
+    says; ``image_size``, the data's, is checked against it) or a checkpoint file of ``arch``,
+    checked against the dataset's class count (``--teacher``/``--teacher-arch`` in the messages)."""
     if source == "builtin":
         return builtin_teacher(device=device, progress=progress)
-    bundle = load_teacher(source, arch, in_channels=in_channels, device=device)
+    if is_onnx_path(source):
+        bundle = load_onnx_teacher(source, device=device, in_channels=in_channels, image_size=image_size)
+    else:
+        bundle = load_teacher(source, arch, in_channels=in_channels, device=device, image_size=image_size)
     if bundle.num_classes != num_classes:
         raise InputError(f"--teacher {source}: class count mismatch: the checkpoint has "
                          f"{bundle.num_classes} classes, dataset {dataset} has {num_classes}")

@@ -1,8 +1,10 @@
 """Validated loading of a teacher (or any classifier) checkpoint into a frozen model.
 
 Validation names exactly what mismatched (architecture, class count, input channels) and, when
-the keys belong to another registered architecture, says which one it looks like. Reading the
-file (and telling a corrupt file from a pickle that asks to run code) is ``models.weights``'.
+the keys belong to another architecture (the zoo's or a common torchvision/timm one, ``suggest``),
+says which ones they match. Reading the file (and telling a corrupt file from a pickle that asks
+to run code) is ``models.weights``'; the wrappers it unwraps (``{"state_dict": ...}``,
+``{"model": ...}``, a DataParallel ``module.`` prefix) are unwrapped here for safetensors too.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import torch.nn as nn
 
 from ..common.errors import InputError
 from ..common.paths import file_sha256
-from ..models import build_model, classifier_key, first_conv_key, model_names
+from ..models import build_model, check_arch, classifier_key
 from ..models.evaluation import parameter_count
-from ..models.weights import read_checkpoint
+from ..models.weights import _unwrap_state_dict, read_checkpoint
+from .suggest import (candidates, checkpoint_channels, checkpoint_classes, match_phrase,
+                      suggest_archs)
 
 
 @dataclass
@@ -41,25 +45,18 @@ class TeacherBundle:
                 "parameters": self.parameter_count, "sha256": self.sha256}
 
 
-def checkpoint_classes(state_dict: dict, arch: str) -> int | None:
-    """Class count read from the final layer's weight, if the key is where ``arch`` puts it."""
-    w = state_dict.get(classifier_key(arch) + ".weight")
-    return int(w.shape[0]) if w is not None and w.dim() == 2 else None
-
-
 def build_validated(state_dict: dict, arch: str, *, num_classes: int | None = None,
-                    in_channels: int | None = None, source: str = "checkpoint") -> nn.Module:
-    """Build ``arch`` and load ``state_dict`` strictly, explaining any mismatch."""
-    model_names_ = model_names()
-    if arch not in model_names_:
-        raise InputError(f"architecture: unknown architecture {arch!r}; expected one of "
-                         f"{', '.join(model_names_)}")
+                    in_channels: int | None = None, source: str = "checkpoint",
+                    image_size: int | None = None) -> nn.Module:
+    """Build ``arch`` (a zoo name, ``tv:NAME`` or ``timm:NAME``) and load ``state_dict``
+    strictly, explaining any mismatch; ``image_size``: for an architecture built per size (a
+    ViT), the size it was trained at."""
+    check_arch(arch)
     found_classes = checkpoint_classes(state_dict, arch)
     if num_classes is not None and found_classes is not None and found_classes != num_classes:
         raise InputError(f"{source}: class count mismatch: expected {num_classes} classes, "
                          f"the checkpoint's final layer has {found_classes}")
-    conv = state_dict.get(first_conv_key(arch))
-    found_channels = int(conv.shape[1]) if conv is not None and conv.dim() == 4 else None
+    found_channels = checkpoint_channels(state_dict, arch)
     if in_channels is not None and found_channels is not None and found_channels != in_channels:
         raise InputError(f"{source}: input channel mismatch: the data has {in_channels} channel(s), "
                          f"the checkpoint's first convolution expects {found_channels}")
@@ -68,7 +65,8 @@ def build_validated(state_dict: dict, arch: str, *, num_classes: int | None = No
         raise InputError(f"{source}: cannot read the class count: no '{classifier_key(arch)}.weight' "
                          f"in the checkpoint, so it is not a {arch} checkpoint"
                          + _guess_arch(state_dict, arch))
-    model = build_model(arch, num_classes=classes, in_channels=in_channels or found_channels or 3)
+    model = build_model(arch, num_classes=classes, in_channels=in_channels or found_channels or 3,
+                        image_size=image_size)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
@@ -87,20 +85,30 @@ def build_validated(state_dict: dict, arch: str, *, num_classes: int | None = No
 
 
 def _guess_arch(state_dict: dict, tried: str) -> str:
-    keys = set(state_dict)
-    for name in model_names():
-        if name == tried:
-            continue
-        classes = checkpoint_classes(state_dict, name) or 10
-        conv = state_dict.get(first_conv_key(name))
-        channels = int(conv.shape[1]) if conv is not None and conv.dim() == 4 else 3
-        try:
-            candidate = build_model(name, num_classes=classes, in_channels=channels).state_dict()
-        except InputError:
-            continue
-        if set(candidate) == keys and all(candidate[k].shape == state_dict[k].shape for k in keys):
-            return f"; its layers match {name!r}: choose that architecture"
-    return ""
+    return match_phrase(suggest_archs(state_dict, exclude=(tried,)))
+
+
+def read_state_dict(path) -> tuple[dict, dict, str]:
+    """``(state_dict, metadata, format)`` of a weights file, its wrappers and prefixes removed
+    (``models.weights`` does it for pickled files; a safetensors file can carry a prefix too)."""
+    state_dict, meta, fmt = read_checkpoint(path)
+    if fmt == "safetensors":
+        state_dict = _unwrap_state_dict(state_dict, path)
+    return state_dict, meta, fmt
+
+
+def infer_arch(path, field: str = "--arch") -> str:
+    """The architecture of a weights file when none is named: the one candidate (``suggest``)
+    whose keys and shapes it has; none or several is an InputError asking for ``field``."""
+    found = suggest_archs(read_state_dict(path)[0])
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise InputError(f"{field}: required: the layers of {path} match {len(found)} "
+                         f"architectures, {', '.join(repr(n) for n in found)}; give one of them")
+    raise InputError(f"{field}: required: the layers of {path} match none of the {len(candidates())} "
+                     "common architectures searched (the zoo, common torchvision and timm "
+                     "classifiers); give its architecture (a zoo name, tv:NAME or timm:NAME)")
 
 
 def check_finite(state_dict: dict, source: str) -> None:
@@ -125,15 +133,17 @@ def freeze(model: nn.Module) -> nn.Module:
 
 
 def load_teacher(path, arch: str, *, num_classes: int | None = None, in_channels: int | None = None,
-                 device: torch.device | str = "cpu", require_finite: bool = True) -> TeacherBundle:
+                 device: torch.device | str = "cpu", require_finite: bool = True,
+                 image_size: int | None = None) -> TeacherBundle:
     """Load and validate a teacher file (.safetensors or a .pt/.pth state dict; TorchScript is
-    refused: it runs code when loaded). ``require_finite=False`` lets a report show a run's
-    student that diverged (its NaN weights are a result, not a bad input)."""
-    state_dict, meta, fmt = read_checkpoint(path)
+    refused: it runs code when loaded). ``arch``: a zoo name, ``tv:NAME`` or ``timm:NAME``.
+    ``require_finite=False`` lets a report show a run's student that diverged (its NaN weights
+    are a result, not a bad input); ``image_size``: see :func:`build_validated`."""
+    state_dict, meta, fmt = read_state_dict(path)
     if require_finite:
         check_finite(state_dict, f"checkpoint {path}")
     model = build_validated(state_dict, arch, num_classes=num_classes, in_channels=in_channels,
-                            source=f"checkpoint {path}")
+                            source=f"checkpoint {path}", image_size=image_size)
     return TeacherBundle(model=freeze(model.to(device)), arch=arch, num_classes=model.num_classes,
                          in_channels=model.in_channels, source=str(path), checkpoint_format=fmt,
                          parameter_count=parameter_count(model), metadata=meta,

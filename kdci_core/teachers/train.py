@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -14,6 +16,7 @@ from ..data.augment import random_shift
 from ..models import build_model
 from ..models.evaluation import evaluate, parameter_count
 from ..models.weights import save_checkpoint
+from .input_spec import write_sidecar
 
 
 def train_classifier(model: nn.Module, train: ImageSet, *, device: torch.device, epochs: int,
@@ -53,18 +56,26 @@ def train_classifier(model: nn.Module, train: ImageSet, *, device: torch.device,
 
 def train_teacher(dataset: str, arch: str, *, epochs: int, out, data_root=None, seed: int = 0,
                   lr: float = 0.05, batch_size: int = 128, device: torch.device,
-                  progress: Progress = None) -> dict:
-    """Train ``arch`` on ``dataset``, save it with its metadata, return the summary."""
-    data = load_dataset(dataset, data_root)
+                  progress: Progress = None, image_size: int | None = None,
+                  in_channels: int | None = None) -> dict:
+    """Train ``arch`` on ``dataset`` (at ``image_size`` px, ``in_channels``: None = the dataset's
+    own), save it with its metadata, return the summary. The metadata records its input spec
+    (size, channels, normalisation), which a run with this teacher then follows
+    (``input_spec``); a ``.pt``/``.pth`` file gets it in a sidecar JSON beside it."""
+    data = load_dataset(dataset, data_root, image_size=image_size, in_channels=in_channels)
     info = data.info
     torch.manual_seed(seed)
-    model = build_model(arch, num_classes=info.num_classes, in_channels=info.in_channels)
+    model = build_model(arch, num_classes=info.num_classes, in_channels=info.in_channels,
+                        image_size=info.image_size)
     train_classifier(model, data.train, device=device, epochs=epochs, lr=lr, batch_size=batch_size,
                      seed=seed, progress=progress)
     ev = evaluate(model, data.test, num_classes=info.num_classes, device=device)
     summary = {"arch": arch, "dataset": dataset, "num_classes": info.num_classes,
-               "in_channels": info.in_channels, "image_size": info.image_size, "epochs": epochs,
+               "in_channels": info.in_channels, "image_size": info.image_size,
+               "mean": list(info.mean), "std": list(info.std), "epochs": epochs,
                "seed": seed, "test_accuracy": ev.accuracy, "per_class_accuracy": ev.per_class,
                "parameters": parameter_count(model), "out": str(out)}
     save_checkpoint(model, out, metadata={k: v for k, v in summary.items() if k != "out"})
+    if Path(out).suffix != ".safetensors":
+        write_sidecar(out, summary)
     return summary

@@ -17,8 +17,9 @@ from ..models.weights import MAX_CHECKPOINT_BYTES
 
 #: TorchScript's suffixes stay accepted by the file picker so that such a file reaches the engine
 #: and the page says why it is refused (it runs code when loaded) and what to upload instead;
-#: without them Streamlit only says "file type not allowed"
-UPLOAD_TYPES = ["safetensors", "pt", "pth", "ts", "torchscript"]
+#: without them Streamlit only says "file type not allowed". ``onnx``: a black-box teacher
+#: (``onnx_teacher``), one self-contained file (external data is not uploaded with it)
+UPLOAD_TYPES = ["safetensors", "pt", "pth", "onnx", "ts", "torchscript"]
 
 
 def sanitise_name(name: str) -> str:

@@ -18,6 +18,8 @@ CASES = [
     DistillConfig(method="deepinv", ablation="random-lambda", fusion="add", attn_input="layernorm",
                   attn_init_gain=0.5, pca_dim=7, dictionary_source="s.pt", dictionary_source_arch="lenet5",
                   data_root="/data/x y", device="cpu", augment="none"),
+    DistillConfig(method="dfnd", kdci=False, image_size=32, in_channels=3, mean=[0.5, 0.4, 0.3],
+                  std=[0.25]),  # the teacher's input spec, given explicitly
 ]
 
 
