@@ -7,8 +7,10 @@ confounder dictionary at the paper's scale.
   KDCI when on, the method's losses, the optimisers) at steady state, KDCI off and on, after the
   method's one-off preparation; ms per step, median over the timed steps.
 - *synthesis*: images per second of DeepInv's and Fast's synthesis rounds at their defaults.
-- *dictionary*: ``build_confounder_dictionary`` on N x D logits (a mixture of D Gaussians),
-  K = 128: 60,000 x 10 and 600,000 x 100 (DFND's scale in the paper).
+- *dictionary*: ``build_confounder_dictionary`` on N x D logits, K = 128: 60,000 x 10 and
+  600,000 x 100 (DFND's scale in the paper), on two data generators (``GENERATORS``), by the
+  torch path and by scikit-learn's in the same run, with the torch path's stages (PCA, k-means++
+  seeding, Lloyd).
 
 Teachers are untrained (speed does not depend on accuracy). Prints a table, writes JSON.
 
@@ -132,24 +134,84 @@ def synthesis_rows(args, teacher: Path) -> list[dict]:
     return rows
 
 
+#: the data the dictionary is timed on; the speed-up of the torch path depends on it
+GENERATORS = {
+    "mixture": "D Gaussian centres N(0, 5^2) in D dimensions, unit noise (this script's own)",
+    "separated": "100 well-separated centres N(0, 6^2) in D dimensions, unit noise",
+}
+
+
+def dictionary_features(kind: str, n: int, dim: int) -> torch.Tensor:
+    """N x D logits-like features of the generator ``kind`` (seeded)."""
+    gen = torch.Generator().manual_seed(0)
+    count, spread = (dim, 5.0) if kind == "mixture" else (100, 6.0)
+    centres = torch.randn(count, dim, generator=gen) * spread
+    return centres[torch.randint(count, (n,), generator=gen)] + torch.randn(n, dim, generator=gen)
+
+
+def torch_stages(feats: torch.Tensor, device) -> dict:
+    """Seconds of each stage of the torch path on ``feats``: PCA, k-means++ seeding, the rest
+    (Lloyd's iterations and the prototypes), as ``_build_in_torch`` runs them."""
+    from kdci_core.kdci.torch_kmeans import kmeans_pp_init, pca_reduce
+
+    _sync(device)
+    t0 = time.perf_counter()
+    reduced = pca_reduce(feats.float(), dictionary_module.PCA_VARIANCE, dictionary_module.PCA_MAX_COMPONENTS, None)
+    _sync(device)
+    t1 = time.perf_counter()
+    x = reduced.float().contiguous()
+    kmeans_pp_init(x, (x * x).sum(1), 128, torch.Generator().manual_seed(0))
+    _sync(device)
+    return {"pca_s": t1 - t0, "seeding_s": time.perf_counter() - t1}
+
+
 def dictionary_rows(args, device) -> list[dict]:
-    if args.dictionary_path != "auto":  # force one path for every size
-        limit = 10**12 if args.dictionary_path == "sklearn" else 1
-        dictionary_module.TORCH_MIN_SAMPLES.update(cpu=limit, cuda=limit)
+    """The dictionary at each size and data generator, by the engine's torch path and by
+    scikit-learn's in the same run (the ratio holds for that data only), with the torch path's
+    stages."""
     rows = []
-    for n, dim in args.dictionary:
-        gen = torch.Generator().manual_seed(0)
-        centres = torch.randn(dim, dim, generator=gen) * 5
-        feats = (centres[torch.randint(dim, (n,), generator=gen)] + torch.randn(n, dim, generator=gen)).to(device)
-        _sync(device)
-        t0 = time.perf_counter()
-        d = build_confounder_dictionary(feats, 128, seed=0)
-        _sync(device)
-        path = "torch" if dictionary_module.use_torch_path(feats) else "sklearn"
-        rows.append({"n": n, "d": dim, "k": int(d.prototypes.shape[0]), "path": path,
-                     "seconds": time.perf_counter() - t0})
-        print(f"  dictionary {n} x {dim}, K=128 ({path}): {rows[-1]['seconds']:.2f} s", flush=True)
+    saved = dict(dictionary_module.TORCH_MIN_SAMPLES)
+    paths = ("torch", "sklearn") if args.dictionary_path == "both" else (args.dictionary_path,)
+    try:
+        for kind in args.dictionary_data:
+            for n, dim in args.dictionary:
+                feats = dictionary_features(kind, n, dim).to(device)
+                row = {"data": kind, "n": n, "d": dim}
+                for path in paths:
+                    if path != "auto":  # force one path
+                        limit = 10**12 if path == "sklearn" else 1
+                        dictionary_module.TORCH_MIN_SAMPLES.update(cpu=limit, cuda=limit)
+                    used = "torch" if dictionary_module.use_torch_path(feats) else "sklearn"
+                    _sync(device)
+                    t0 = time.perf_counter()
+                    d = build_confounder_dictionary(feats, 128, seed=0)
+                    _sync(device)
+                    row[f"{used}_s"] = time.perf_counter() - t0
+                    row[f"{used}_k"] = int(d.prototypes.shape[0])
+                    dictionary_module.TORCH_MIN_SAMPLES.update(saved)
+                    print(f"  dictionary {kind} {n} x {dim}, K=128 ({used}): {row[f'{used}_s']:.2f} s", flush=True)
+                if "torch_s" in row:
+                    row.update(torch_stages(feats, device))
+                    row["lloyd_s"] = max(0.0, row["torch_s"] - row["pca_s"] - row["seeding_s"])
+                if "torch_s" in row and "sklearn_s" in row:
+                    row["torch_over_sklearn"] = row["torch_s"] / row["sklearn_s"]
+                rows.append(row)
+    finally:
+        dictionary_module.TORCH_MIN_SAMPLES.update(saved)
     return rows
+
+
+def print_dictionary(rows: list[dict]) -> None:
+    def num(row, key, spec=".2f"):
+        return f"{row[key]:{spec}}" if key in row else "-"
+    print(f"\n{'data':<10} {'N x D':<14} {'sklearn s':>9} {'torch s':>8} {'torch/sk':>8} "
+          f"{'PCA s':>6} {'seed s':>7} {'Lloyd s':>8}")
+    for r in rows:
+        print(f"{r['data']:<10} {str(r['n']) + ' x ' + str(r['d']):<14} {num(r, 'sklearn_s'):>9} "
+              f"{num(r, 'torch_s'):>8} {num(r, 'torch_over_sklearn'):>8} {num(r, 'pca_s'):>6} "
+              f"{num(r, 'seeding_s'):>7} {num(r, 'lloyd_s'):>8}")
+    for kind in sorted({r["data"] for r in rows}):
+        print(f"  {kind}: {GENERATORS[kind]}")
 
 
 def main() -> None:
@@ -175,8 +237,11 @@ def main() -> None:
     ap.add_argument("--kdci-scores", choices=("chunked", "plain"), default="chunked",
                     help="plain: KDCI's attention scores by the plain formula (autograd keeps the "
                          "B x K x d_m tensors), to measure what the chunked scores save")
-    ap.add_argument("--dictionary-path", choices=("auto", "sklearn", "torch"), default="auto",
-                    help="auto: the engine's choice by N (kdci.dictionary.TORCH_MIN_SAMPLES)")
+    ap.add_argument("--dictionary-path", choices=("both", "auto", "sklearn", "torch"), default="both",
+                    help="both: time the torch path and scikit-learn's on the same data in this run; "
+                         "auto: the engine's choice by N (kdci.dictionary.TORCH_MIN_SAMPLES)")
+    ap.add_argument("--dictionary-data", nargs="+", choices=sorted(GENERATORS), default=sorted(GENERATORS),
+                    help="the data generators the dictionary is timed on (the speed-up depends on them)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.kdci_scores == "plain":
@@ -209,8 +274,7 @@ def main() -> None:
     if len(synthesis) == 2:
         print(f"synthesis {synthesis[1]['method']} / {synthesis[0]['method']}: "
               f"{synthesis[1]['images_per_s'] / synthesis[0]['images_per_s']:.1f}x images per second")
-    for r in dictionary:
-        print(f"dictionary {r['n']} x {r['d']}, K=128 (K' {r['k']}, {r['path']}): {r['seconds']:.2f} s")
+    print_dictionary(dictionary)
     out = args.out or OUT / f"throughput-{device.type}.json"
     write_json(out, {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                      "machine": machine(), "device": str(device), "total_time_s": time.time() - started,
