@@ -41,25 +41,42 @@ def info_nce(anchors: torch.Tensor, positives: torch.Tensor, temperature: float,
     return ce[:n_batch].mean() + (ce[n_batch:].mean() if len(ce) > n_batch else 0.0)
 
 
-def random_view(x: torch.Tensor, gen: torch.Generator, *, scale=(1.0, 1.0), shift: float = 0.0,
-                flip: bool = False) -> torch.Tensor:
-    """Differentiable per-sample random resized crop: area fraction in ``scale``, aspect 3/4..4/3
-    (clamped so the crop fits), moved by up to ``shift`` of the size past the crop (zeros, i.e. the
-    mean colour, outside), optional horizontal flip, resampled bilinearly to the input size."""
-    n = x.shape[0]
+def crop_boxes(n: int, height: int, width: int, gen: torch.Generator, *, scale=(0.08, 1.0),
+               ratio=(3 / 4, 4 / 3), attempts: int = 10) -> tuple[torch.Tensor, ...]:
+    """Crop boxes ``(x0, y0, w, h)`` in whole pixels, sampled as kornia's ``RandomResizedCrop``
+    samples them (DataFree's CMI local view): per image ``attempts`` candidates, the area uniform
+    in ``scale`` x H x W and the aspect log-uniform in ``ratio``, w and h rounded to whole
+    pixels; the first candidate that fits is taken, else the whole image; the corner uniform over
+    the positions where the crop fits."""
+    u = torch.rand(n, attempts, generator=gen)
+    area = (scale[0] + (scale[1] - scale[0]) * u) * height * width
+    log_ratio = torch.empty(n, attempts).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen)
+    w = (area * log_ratio.exp()).sqrt().round()
+    h = (area / log_ratio.exp()).sqrt().round()
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    first = ((fits.int().cumsum(1) == 1) & fits).int().argmax(1)
+    rows = torch.arange(n)
+    w = torch.where(fits.any(1), w[rows, first], float(width))
+    h = torch.where(fits.any(1), h[rows, first], float(height))
+    x0 = (torch.rand(n, generator=gen) * (width - w + 1)).floor()
+    y0 = (torch.rand(n, generator=gen) * (height - h + 1)).floor()
+    return x0, y0, w, h
 
-    def u():
-        return torch.rand(n, generator=gen)
-    area = scale[0] + (scale[1] - scale[0]) * u()
-    ratio = torch.minimum(torch.maximum(((2 * u() - 1) * math.log(4 / 3)).exp(), area), 1 / area)
-    sx, sy = (area * ratio).sqrt(), (area / ratio).sqrt()  # the ratio clamp keeps both <= 1
-    tx, ty = (2 * u() - 1) * (1 - sx + 2 * shift), (2 * u() - 1) * (1 - sy + 2 * shift)
+
+def random_view(x: torch.Tensor, gen: torch.Generator, *, scale=(1.0, 1.0), flip: bool = False) -> torch.Tensor:
+    """Differentiable per-sample random resized crop (:func:`crop_boxes`), optional horizontal
+    flip, resampled bilinearly to the input size (the crop's corner pixels onto the output's, as
+    kornia's crop-and-resize maps them)."""
+    n, _, height, width = x.shape
+    x0, y0, w, h = crop_boxes(n, height, width, gen, scale=scale)
+    sx, sy = (w - 1) / max(width - 1, 1), (h - 1) / max(height - 1, 1)
+    tx, ty = (2 * x0 + w - 1) / max(width - 1, 1) - 1, (2 * y0 + h - 1) / max(height - 1, 1) - 1
     if flip:
-        sx = sx * torch.where(u() < 0.5, -1.0, 1.0)
+        sx = sx * torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
     zero = torch.zeros(n)
     theta = torch.stack([torch.stack([sx, zero, tx], 1), torch.stack([zero, sy, ty], 1)], 1)
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=True)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 _DF = "DataFree scripts/cmi/cmi_cifar10.sh"

@@ -28,6 +28,8 @@ _README = "DAFL README, CIFAR-10 command"
 @METHODS.register("dafl")
 class DAFL(GeneratorMethod):
     default_k = 8  # KDCI's K for a GAN mini-batch (KDCI paper, section 4.3)
+    #: DAFL-train.py: torch.optim.Adam(generator.parameters(), lr=opt.lr_G), Adam's default betas
+    generator_betas = (0.9, 0.999)
     default_tau = 1.0  # DAFL's kdloss has no temperature (DataFree's DAFL also distils at T=1)
     #: the activation term reads the teacher's penultimate features; G trains through it
     teacher_needs = frozenset({"logits", "features", "gradients"})
@@ -66,9 +68,11 @@ class DAFL(GeneratorMethod):
         return {k: self.p[k] for k in DAFL_TERMS}
 
     def generator_loss(self, z: torch.Tensor):
-        """DAFL's generator objective on G(z): weighted oh + act + balance (teacher frozen)."""
-        return teacher_objectives(self.ctx.teacher, self.generator(z), weights=self.weights(),
-                                  balance_base=10.0)
+        """DAFL's generator objective on G(z): weighted oh + act + balance (teacher frozen);
+        returns (total, weighted terms, teacher logits) and, last, the images G(z)."""
+        images = self.generator(z)
+        return (*teacher_objectives(self.ctx.teacher, images, weights=self.weights(),
+                                    balance_base=10.0), images)
 
     def synthesize(self, student):
         """``g_steps`` generator updates on fresh codes; the student trains on the batch of the
@@ -79,9 +83,7 @@ class DAFL(GeneratorMethod):
             with torch.no_grad():
                 return self.generator(self.latent(n)).detach()
         for it in range(steps):
-            images = self.generator(self.latent(n))
-            loss, _, _ = teacher_objectives(self.ctx.teacher, images, weights=self.weights(),
-                                            balance_base=10.0)
+            loss, _, _, images = self.generator_loss(self.latent(n))
             self.g_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.g_optimizer.step()

@@ -55,7 +55,8 @@ def total_variation_l1(x: torch.Tensor) -> torch.Tensor:
 
 
 def l2_prior(x: torch.Tensor) -> torch.Tensor:
-    return x.pow(2).mean()
+    """DataFree's l2 image prior: ``torch.norm(x, 2)``, the Euclidean norm of the whole batch."""
+    return torch.norm(x, 2)
 
 
 class BNStatsHook:

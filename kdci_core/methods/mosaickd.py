@@ -107,7 +107,7 @@ class MosaicKD(SamplingMethod):
         if p["n_select"] > p["pool_size"]:
             raise InputError(f"mosaickd.n_select: expected at most pool_size={p['pool_size']}, "
                              f"found {p['n_select']}")
-        self.generator = new_generator(self.ctx, self.p)
+        self.generator = new_generator(self.ctx, self.p, name="mosaickd")  # its own, 4 x ngf wide
         self.discriminator = PatchDiscriminator(info.in_channels, p["ndf"]).to(ctx.device)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=p["lr_g"], betas=(0.5, 0.999))
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=p["lr_d"],

@@ -75,13 +75,15 @@ def teacher_objectives(teacher: nn.Module, x: torch.Tensor, *, weights: dict, ho
     return total, weighted, t
 
 
-def new_generator(ctx, params: dict, output: str = "sigmoid") -> nn.Module:
+def new_generator(ctx, params: dict, output: str = "sigmoid", name: str = "dcgan") -> nn.Module:
     """A fresh generator for the run's images (``params``: ``nz``, ``ngf``); ``output`` is the
     reference's head: ``sigmoid`` (DataFree's Generator, then the dataset normalisation) or
-    ``tanh-bn`` (DAFL's: Tanh, then BatchNorm without affine)."""
+    ``tanh-bn`` (DAFL's: Tanh, then BatchNorm without affine); ``name``: the network
+    (``models.generators``: DataFree's ``dcgan``, MosaicKD's wider ``mosaickd``)."""
     info = ctx.info
     return build_generator(nz=params["nz"], img_size=info.image_size, nc=info.in_channels,
-                           ngf=params["ngf"], output=output, mean=info.mean, std=info.std).to(ctx.device)
+                           ngf=params["ngf"], output=output, mean=info.mean, std=info.std,
+                           name=name).to(ctx.device)
 
 
 def latent_codes(n: int, nz: int, gen: torch.Generator, device) -> torch.Tensor:
@@ -112,6 +114,8 @@ class GeneratorMethod(GenerationMethod):
     """
 
     generator_output = "sigmoid"
+    #: the generator's Adam betas (DataFree's and Fast-Datafree's synthesizers: 0.5, 0.999)
+    generator_betas = (0.5, 0.999)
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -119,7 +123,7 @@ class GeneratorMethod(GenerationMethod):
         torch.manual_seed(ctx.seed)  # the generator's initial weights follow the run seed
         self.generator = self.new_generator()
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=self.p["lr_g"],
-                                            betas=(0.5, 0.999))
+                                            betas=self.generator_betas)
         self.shape = (info.in_channels, info.image_size, info.image_size)
 
     def new_generator(self) -> nn.Module:

@@ -10,7 +10,7 @@ from kdci_core.data import DatasetInfo
 from kdci_core.distill import DistillConfig, Distiller
 from kdci_core.errors import InputError
 from kdci_core.methods import METHODS, MethodContext
-from kdci_core.methods.cmi import info_nce, random_view
+from kdci_core.methods.cmi import crop_boxes, info_nce, random_view
 from kdci_core.methods.losses import bn_statistics
 from kdci_core.models import build_model
 from kdci_core.runs import run_inline
@@ -61,8 +61,35 @@ def test_random_view_identity_and_flip():
     flipped = random_view(x, gen, flip=True)
     for a, b in zip(flipped, x):
         assert torch.allclose(a, b, atol=1e-5) or torch.allclose(a, b.flip(2), atol=1e-5)
-    local = random_view(x, gen, scale=(0.25, 1.0), shift=0.125)
+    local = random_view(x, gen, scale=(0.25, 1.0))
     assert local.shape == x.shape and not torch.allclose(local, x)
+
+
+def test_the_local_view_samples_crops_as_kornia_does():
+    """DataFree's CMI takes its local view with kornia's RandomResizedCrop(scale=[0.25, 1]): our
+    boxes follow its sampling (the mean cropped area, about 0.63 of a 32 px image, and its spread),
+    and a box's pixels are what the view shows."""
+    gen = torch.Generator().manual_seed(0)
+    x0, y0, w, h = crop_boxes(20_000, 32, 32, gen, scale=(0.25, 1.0))
+    area = w * h / 1024
+    assert (x0 >= 0).all() and (x0 + w <= 32).all() and (y0 + h <= 32).all()
+    kornia = pytest.importorskip("kornia")
+    torch.manual_seed(0)
+    params = kornia.augmentation.RandomResizedCrop((32, 32), scale=(0.25, 1.0)).forward_parameters(
+        torch.Size([20_000, 3, 32, 32]))
+    src = params["src"]
+    kw = src[:, 1, 0] - src[:, 0, 0] + 1
+    kh = src[:, 2, 1] - src[:, 1, 1] + 1
+    k_area = kw * kh / 1024
+    assert abs(float(area.mean()) - float(k_area.mean())) < 0.01
+    assert abs(float(area.std()) - float(k_area.std())) < 0.01
+    # the view of a box is that box's pixels, resized (an integer ramp shows it exactly)
+    ramp = torch.arange(32.0).repeat(32, 1)[None, None]
+    one = torch.Generator().manual_seed(3)
+    bx0, _, bw, _ = crop_boxes(1, 32, 32, torch.Generator().manual_seed(3), scale=(0.25, 1.0))
+    view = random_view(ramp, one, scale=(0.25, 1.0))
+    assert view[0, 0, 0, 0].item() == pytest.approx(bx0.item(), abs=1e-4)
+    assert view[0, 0, 0, -1].item() == pytest.approx((bx0 + bw - 1).item(), abs=1e-4)
 
 
 def test_contrastive_gradients_reach_local_view_and_head_only():

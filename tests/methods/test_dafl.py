@@ -42,7 +42,8 @@ def test_generator_loss_terms_match_hand_formulas():
     m = _method(oh=1.0, act=0.1, balance=5.0)
     m.generator.eval()  # deterministic forward for the comparison
     z = m.latent(16)
-    total, terms, t = m.generator_loss(z)
+    total, terms, t, images = m.generator_loss(z)
+    assert torch.allclose(images, m.generator(z))
     assert set(terms) == {"oh", "act", "balance"}
     logits, feats = m.ctx.teacher(m.generator(z), return_features=True)
     assert torch.allclose(t, logits)
@@ -76,6 +77,18 @@ def test_generator_is_dafls_tanh_then_batchnorm_without_affine():
     g = m.generator
     assert g.output == "tanh-bn" and not g.out_norm.affine
     assert g.conv_blocks1[0].bias is not None and g.conv_blocks1[1].eps == 0.8
+    # DAFL-train.py's Adam for G: lr_G and Adam's default betas (not DataFree's 0.5)
+    assert m.g_optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+
+
+def test_synthesis_takes_its_steps_through_generator_loss(monkeypatch):
+    """The generator's objective is the one generator_loss computes: the loop's synthesis calls it."""
+    m = _method(g_steps=2)
+    calls = []
+    original = m.generator_loss
+    monkeypatch.setattr(m, "generator_loss", lambda z: calls.append(len(z)) or original(z))
+    m.synthesize(None)
+    assert calls == [m.p["synth_batch"]] * 2
 
 
 def test_gradients_reach_the_generator_only():
@@ -84,7 +97,7 @@ def test_gradients_reach_the_generator_only():
         p.requires_grad_(True)
     m = _method(teacher, g_steps=1)
     before = [p.detach().clone() for p in m.generator.parameters()]
-    loss, _, _ = m.generator_loss(m.latent(16))
+    loss, _, _, _ = m.generator_loss(m.latent(16))
     loss.backward()
     assert all(p.grad is not None for p in m.generator.parameters() if p.requires_grad)
     assert all(p.grad is None for p in list(teacher.parameters()) + list(student.parameters()))

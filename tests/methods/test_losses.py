@@ -90,3 +90,11 @@ def test_bn_features_are_instance_means_of_every_bn_input():
         h.remove()
     assert feats.shape == (4, sum(m.num_features for m in bns))
     assert torch.allclose(feats, torch.cat(seen, 1), atol=1e-6)
+
+
+def test_l2_prior_is_datafrees_norm_of_the_batch():
+    """DataFree's DeepInversion l2 prior: torch.norm(x, 2), not the mean square."""
+    from kdci_core.methods.losses import l2_prior
+
+    x = torch.tensor([[3.0, 0.0], [0.0, 4.0]])
+    assert l2_prior(x).item() == pytest.approx(5.0)
