@@ -19,6 +19,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.serving import refuse_if_exposed
+from app.navigation import open_default_page_by_name
 from app.shared import DEVICE_KEY, remember, remembered
 from kdci_core.common.device import DEVICE_CHOICES
 
@@ -32,8 +33,10 @@ st.set_page_config(page_title="KDCI Studio", page_icon=ICON, layout="wide",
                    initial_sidebar_state="expanded")
 refuse_if_exposed()  # private unless the operator chose an address for this start
 
+TEACHER = st.Page(PAGES / "teacher.py", title="Teacher", icon=":material/school:", default=True)
+open_default_page_by_name(TEACHER)  # `/teacher` opens it too, not a "Page not found" modal
 page = st.navigation([
-    st.Page(PAGES / "teacher.py", title="Teacher", icon=":material/school:", default=True),
+    TEACHER,
     st.Page(PAGES / "substitution.py", title="Substitution data", icon=":material/auto_awesome:"),
     st.Page(PAGES / "dictionary.py", title="Confounder dictionary", icon=":material/hub:"),
     st.Page(PAGES / "runs.py", title="Runs", icon=":material/play_circle:"),

@@ -1,6 +1,8 @@
 """The run detail view (``/runs?run=ID``): one run's config, teacher and its hash, status history,
-the worker's log, its error, curves and KDCI telemetry, its artefacts, and the actions its status
-allows (cancel, resume, delete, export). Presentation only: every action is a ``kdci_core`` call.
+the worker's log, its error, curves and KDCI telemetry, system metrics per epoch, the final
+student's prediction histogram (a collapsed student flagged), its artefacts, and the actions its
+status allows (cancel, resume, delete, export). Presentation only: every action is a
+``kdci_core`` call.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import streamlit as st
 from app.shared import as_text
 from kdci_core.common.errors import InputError
 from kdci_core.figures.runs import curves_figure
+from kdci_core.figures.students import predictions_figure
 from kdci_core.kdci import inert_reason
 from kdci_core.models.export import FORMATS, SUFFIXES
 from kdci_core.runs import ACTIVE, RESUMABLE, RunStore, cancel, export_student, resume
+from kdci_core.runs.collapse import COLLAPSE_SHARE, collapse_text, prediction_summary
+from kdci_core.runs.system import SYSTEM_METRICS
 from kdci_core.runs.table import format_seconds, table_rows
 
 
@@ -47,7 +52,11 @@ def show(store: RunStore, run_id: str) -> None:
                f"{cfg.get('preset', 'quick')} · backend {summary.get('backend') or 'n/a'}")
     c1, c2, c3, c4, c5 = st.columns(5)
     c1.metric("Status", status, border=True)
-    c2.metric("Method", f"{cfg.get('method')} ({'KDCI' if cfg.get('kdci') else 'no KDCI'})", border=True)
+    # the value alone, the setting under it: "deepinv (KDCI)" was cut to "deepin..." in a fifth
+    # of the page; the whole text is the card's tooltip
+    kdci = "KDCI on" if cfg.get("kdci") else "KDCI off"
+    c2.metric("Method", str(cfg.get("method")), delta=kdci, delta_color="off", delta_arrow="off", border=True,
+              help=f"{cfg.get('method')}, {kdci}")
     last = summary["history"][-1] if summary["history"] else {}
     c3.metric("Epoch", f"{last.get('epoch', 0)}/{summary['config'].get('epochs')}", border=True)
     row = next((r for r in table_rows(store, text=run_id) if r["run"] == run_id), None)
@@ -58,15 +67,22 @@ def show(store: RunStore, run_id: str) -> None:
                   help="student steps done / planned (updated about every second while it runs)",
                   delta=f"ETA {eta}" if eta else (queue or None), delta_color="off")
     acc = result.get("student_accuracy", last.get("student_accuracy"))
-    c5.metric("Student accuracy", "n/a" if acc is None else f"{acc:.2f}%", border=True)
+    collapsed = bool((prediction_summary(result) or {}).get("collapsed"))
+    c5.metric("Student accuracy", "n/a" if acc is None else f"{acc:.2f}%", border=True,
+              delta="collapsed" if collapsed else None, delta_color="inverse", delta_arrow="off")
     if summary["error"]:
         st.error(summary["error"])
         tb = run.status().get("traceback")
         if tb:
             st.code(tb, language="text")
+    predictions = prediction_summary(result)
+    if predictions and predictions["collapsed"]:
+        st.error(f"This student is {collapse_text(predictions)}: its accuracy is that class's share of "
+                 "the test split, not what it learnt. See the Predictions tab.", icon=":material/report:")
     actions(store, run, status)
     notes(run)
-    tabs = st.tabs(["Curves", "Config", "Status history", "Log", "Artefacts", "Export"])
+    tabs = st.tabs(["Curves", "Config", "Status history", "Log", "Artefacts", "Export", "System",
+                    "Predictions"])
     with tabs[0]:
         series = [run.series()]
         left, right = st.columns(2)
@@ -101,6 +117,27 @@ def show(store: RunStore, run_id: str) -> None:
                                    key=f"detail_dl_{run_id}_{name}")
     with tabs[5]:
         export_form(store, run_id, status)
+    with tabs[6]:
+        system_curves(series[0], run_id)
+    with tabs[7]:
+        if predictions is None:
+            st.info("The final student's prediction histogram is written when the run finishes "
+                    "(runs of an older release have none).")
+        else:
+            st.plotly_chart(predictions_figure(predictions["counts"], predictions["class_names"],
+                                               threshold=COLLAPSE_SHARE), key=f"detail_pred_{run_id}")
+
+
+def system_curves(series: dict, run_id: str) -> None:
+    """The worker's CPU, memory and (on CUDA) GPU memory per epoch, two charts a row."""
+    keys = [k for k in SYSTEM_METRICS if any(k in h for h in series["history"])]
+    if not keys:
+        st.info("System metrics are recorded with each epoch (CPU %, resident memory, CUDA memory): "
+                "waiting for the first epoch, or a run of an older release.")
+        return
+    for i in range(0, len(keys), 2):
+        for col, y in zip(st.columns(2), keys[i:i + 2]):
+            col.plotly_chart(curves_figure([series], y=y), key=f"detail_sys_{y}_{run_id}")
 
 
 def notes(run) -> None:

@@ -1,5 +1,6 @@
 """The Runs page's run table: filters, a selection that survives the live refresh and a browser
-refresh, tags and notes, and the table grouped by method x setting.
+refresh, tags and notes, collapsed students flagged, and the table grouped by any config fields
+(never mixing teachers, datasets or schedules: ``kdci_core.runs.table.groups``).
 
 Why a data editor with a "select" column rather than the dataframe's own row selection: the
 dataframe's selection belongs to its data, so every refresh that changes a cell (a step counter,
@@ -18,7 +19,7 @@ import streamlit as st
 from app.shared import as_text, remember, remembered
 from kdci_core.common.errors import InputError
 from kdci_core.runs import LISTED, RunStore
-from kdci_core.runs.table import format_seconds, groups, table_rows
+from kdci_core.runs.table import ALWAYS_APART, DEFAULT_GROUP_BY, format_seconds, group_fields, groups, table_rows
 
 PICKED = "runs_picked"
 EDITOR = "runs_table"
@@ -65,6 +66,22 @@ def _on_edit() -> None:
                            RunStore()))
 
 
+def number(value, spec: str) -> str:
+    """A number as the table shows it; blank, never "None", when there is none (a queued run's
+    accuracy). Right-aligned to 7 characters, so the text column still sorts by value."""
+    return "" if value is None else format(value, spec).rjust(7)
+
+
+def accuracy(row: dict) -> str:
+    """The accuracy cell, flagged when the student collapsed onto one class (its share and name):
+    the flag qualifies the number it sits beside, and takes no column of its own (a column pushed
+    the teacher out of sight). The number comes first, so the column still sorts by it."""
+    text = number(row["accuracy"], ".2f")
+    if row.get("collapsed"):
+        text += f"  ⚠ collapsed: {100 * row['top_share']:.0f}% {row['top_class']}"
+    return text
+
+
 def frame(rows: list[dict], chosen: list[str]) -> pd.DataFrame:
     """The table as drawn (text columns for what mixes numbers and blanks)."""
     return pd.DataFrame([{
@@ -72,11 +89,12 @@ def frame(rows: list[dict], chosen: list[str]) -> pd.DataFrame:
         "queue": f"#{r['queue']}" if r["queue"] else "",
         # progress and result first: what a user watches, visible without scrolling sideways
         "step": f"{r['step']}/{r['total_steps']}" if r["total_steps"] else str(r["step"]),
-        "epoch": f"{r['epoch']}/{r['epochs']}", "accuracy %": r["accuracy"],
-        "ETA": format_seconds(r["eta_s"]), "method": r["method"], "setting": r["setting"],
-        "seed": r["seed"], "K": r["K"], "teacher": r["teacher"], "lr": r["lr"],
+        "epoch": f"{r['epoch']}/{r['epochs']}", "accuracy %": accuracy(r),
+        "ETA": format_seconds(r["eta_s"]), "method": r["method"] or "", "setting": r["setting"],
+        "seed": "" if r["seed"] is None else str(r["seed"]), "K": r["K"], "teacher": r["teacher"],
+        "lr": number(r["lr"], ".4g"),
         "duration": format_seconds(r["duration_s"]), "tags": ", ".join(r["tags"]), "notes": r["notes"],
-        "dataset": r["dataset"], "backend": r["backend"],
+        "dataset": r["dataset"] or "", "backend": r["backend"] or "",
         "created": pd.to_datetime(r["created_at"], unit="s") if r["created_at"] else None,
         "error": r["error"]} for r in rows])
 
@@ -94,6 +112,22 @@ def filters(rows: list[dict]) -> list[dict]:
             and (not text or text in r["run"] or text in r["notes"] or any(text in t for t in r["tags"]))]
 
 
+def show_groups(rows: list[dict]) -> None:
+    """The shown rows grouped by the chosen fields; teacher, dataset and schedule always apart."""
+    c1, c2 = st.columns([1, 4], vertical_alignment="bottom")
+    if not c1.toggle("Group runs", key="runs_grouped"):
+        return
+    options = group_fields(rows)
+    by = c2.multiselect("Group by", options, default=[f for f in DEFAULT_GROUP_BY if f in options] or None,
+                        key="runs_group_by", help="any config fields, one or several; runs of different "
+                        f"{', '.join(ALWAYS_APART)} are never grouped together (shown in each row)")
+    table = groups(rows, by)
+    for g in table:
+        g["mean accuracy"], g["std"] = number(g["mean accuracy"], ".2f"), number(g["std"], ".2f")
+        g["collapsed"] = str(g["collapsed"] or "")
+    st.dataframe(pd.DataFrame(table), hide_index=True, key="runs_groups")
+
+
 def show(store: RunStore) -> list[str]:
     """The filtered run table (and its groups); returns the selected run ids that still exist."""
     rows = table_rows(store)
@@ -103,11 +137,7 @@ def show(store: RunStore) -> list[str]:
     existing = {r["run"] for r in rows}
     chosen = [i for i in picked() if i in existing]
     shown = filters(rows)
-    grouped = st.toggle("Group by method x setting", key="runs_grouped")
-    if grouped:
-        st.dataframe(pd.DataFrame(groups(shown)), hide_index=True, key="runs_groups", column_config={
-            "mean accuracy": st.column_config.NumberColumn(format="%.2f"),
-            "std": st.column_config.NumberColumn(format="%.2f")})
+    show_groups(shown)
     st.session_state[SHOWN] = [r["run"] for r in shown]
     df = frame(shown, chosen)
     editable = {"select", "tags", "notes"}
@@ -117,8 +147,12 @@ def show(store: RunStore) -> list[str]:
                                                                  "delete and the curves below", width="small",
                                                                  pinned=True),
                        "run": st.column_config.TextColumn(width=270, pinned=True),  # a whole id, no more
-                       "accuracy %": st.column_config.NumberColumn(format="%.2f"),
-                       "lr": st.column_config.NumberColumn(format="%.4g"),
+                       # wide enough for a flag when one is shown (a column's own width is
+                       # measured on its first rows: "10.00 ⚠ col..." was cut)
+                       "accuracy %": st.column_config.TextColumn(
+                           width="medium" if any(r.get("collapsed") for r in shown) else None,
+                           help="the student's test accuracy; ⚠ collapsed: it predicts one class for "
+                                "over 80% of the test images"),
                        "tags": st.column_config.TextColumn(help="comma-separated; edit to tag the run"),
                        "notes": st.column_config.TextColumn(help="free text; edit to annotate the run")})
     c1, c2, c3 = st.columns([1, 1, 4], vertical_alignment="center")

@@ -2,8 +2,10 @@
 
 Pick runs (or open a deep link ``?runs=ID1,ID2``); see their accuracy curves (EMA smoothing,
 x by epoch, step or wall time), the final accuracy per method and setting (mean ± std over
-seeds), the KDCI gain paired by seed with its t-test, two students' features in 2-D, per-class
-deltas and the test images KDCI fixed or broke; download the report as HTML, JSON or Markdown.
+seeds), collapsed students flagged with their prediction histograms, the KDCI gain paired by
+seed with its t-test, the sweep's settings against accuracy (parallel coordinates), two
+students' features in 2-D, per-class deltas and the test images KDCI fixed or broke; download
+the report as HTML, JSON or Markdown.
 
 Presentation only: every number and figure is a ``kdci_core.reports`` / ``kdci_core.figures`` call.
 The curves, the students and the report are fragments: their widgets rerun only their section,
@@ -21,10 +23,15 @@ import streamlit as st
 from app.shared import as_text, device, progress_bar, show_error
 from kdci_core.common.errors import InputError
 from kdci_core.figures.runs import curves_figure, gain_figure, short_id
+from kdci_core.figures.students import predictions_figure
+from kdci_core.figures.sweep import parallel_figure
 from kdci_core.reports import (accuracy_columns, accuracy_table, compare_runs, config_tables, export_report,
-                               gain_table, pairs_table, student_comparison, telemetry_table)
+                               gain_table, pairs_table, predictions_table, student_comparison, sweep_fields,
+                               telemetry_table)
 from kdci_core.reports.compare import UNPAIRED_FIELDS
 from kdci_core.runs import RunStore
+from kdci_core.runs.collapse import COLLAPSE_SHARE, collapse_text
+from kdci_core.runs.configs import canonical_config
 
 PROJECTIONS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
 X_AXES = {"epoch": "epoch", "step": "step", "wall_time": "wall time"}
@@ -102,7 +109,7 @@ def choose_runs(rows: list[dict]) -> list[str]:
 
 def compared_field(store: RunStore, selected: list[str]) -> str:
     """The config field to compare by: KDCI on/off, or any field the selected runs differ in."""
-    configs = [store.get(i).config() for i in selected]
+    configs = [canonical_config(store.get(i).config()) for i in selected]  # one folder, one value
     varying = sorted(k for k in set().union(*configs) - set(UNPAIRED_FIELDS)
                      if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}) > 1)
     options = ["kdci"] + [f for f in varying if f not in ("kdci", "method")]
@@ -126,6 +133,36 @@ def show_accuracy(comp) -> None:
                "setting's runs over the reference's.")
     st.plotly_chart(gain_figure(comp))
     st.dataframe(pairs_table(comp), hide_index=True)
+
+
+def show_predictions(comp) -> None:
+    """Each collapsed student flagged, with its prediction histogram, and every run's most
+    predicted class (runs of an older release have no histogram: not listed)."""
+    rows = predictions_table(comp)
+    if not rows:
+        return
+    collapsed = [r for r in comp.runs if r.collapsed]
+    st.subheader("Students' predictions" + (f" · {len(collapsed)} collapsed" if collapsed else ""))
+    for r in collapsed:
+        st.error(f"{as_text(r.label)} ({r.run_id}): {collapse_text(r.predictions)}",
+                 icon=":material/report:")
+    st.dataframe(rows, hide_index=True, key="cmp_predictions")
+    for r in collapsed:
+        p = r.predictions
+        with st.expander(f"Prediction histogram of {r.run_id}"):
+            st.plotly_chart(predictions_figure(p["counts"], p["class_names"], threshold=COLLAPSE_SHARE,
+                                               title=f"{r.label}: predicted classes"),
+                            key=f"cmp_hist_{r.run_id}")
+
+
+def show_sweep(comp) -> None:
+    """The settings the chosen runs differ in against their final accuracy, one line per run."""
+    fields, accuracies = sweep_fields(comp)
+    if not fields or len(comp.runs) < 2:
+        return
+    st.subheader("Sweep")
+    st.plotly_chart(parallel_figure(fields, accuracies), key="cmp_parallel")
+    st.caption("One line per run, coloured by its final accuracy; drag along an axis to filter.")
 
 
 def show_telemetry(comp) -> None:
@@ -243,10 +280,12 @@ def render() -> None:
         show_error(exc)
         return
     for note in comp.notes:
-        if not note.startswith("KDCI is inert"):  # shown with the telemetry
+        if not note.startswith("KDCI is inert") and "the student is collapsed" not in note:  # shown below
             st.caption(f"Note: {as_text(note)}")  # it may quote config values
     dev = str(device())
     show_accuracy(comp)
+    show_predictions(comp)
+    show_sweep(comp)
     show_telemetry(comp)
     show_configs(comp)
     show_curves(store, comp)

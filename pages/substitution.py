@@ -20,7 +20,7 @@ from kdci_core.data.wild import check_wild_source
 from kdci_core.diagnostics.diagnose import Diagnosis, diagnose
 from kdci_core.diagnostics.substitution import DEFAULT_ROUNDS
 from kdci_core.figures.diagnostics import fid_figure, proportions_figure, rounds_figure
-from kdci_core.figures.images import image_grid
+from kdci_core.figures.images import class_grid
 from kdci_core.methods import METHODS
 
 FID_CHOICES = {"auto": "Auto (Inception if its weights are present, else the teacher)",
@@ -31,6 +31,7 @@ FIELDS = {"--wild-data": "'Wild data'", "--seed": "'Seed'", "--rounds": "'Synthe
           "--fid": "'FID feature extractor'", "--inception-weights": "'Inception weights file'",
           "inception_weights": "'Inception weights file'", "--k": "K"}
 ALLOWED_HELP = "a path only under the folders the operator allows (an error lists them)"
+GRID_PER_CLASS = 8
 
 
 def controls():
@@ -101,11 +102,12 @@ def show(diag: Diagnosis) -> None:
                    f"substitution vs {diag.fid.n_reference} test images.{floor}")
         if diag.fid.warning:
             st.warning(diag.fid.warning)
-    shown = min(128, len(data.images))
-    names = [info.class_names[int(c)] for c in data.pseudo_labels[:shown]]
-    st.plotly_chart(image_grid(data.images, info, captions=names, max_images=shown,  # enlarged, legible
-                               title=f"{data.method}: first {shown} of {len(data.images)} images "
-                                     f"(captions: teacher pseudo-label)"), width="content")
+    # a stratified sample: one row per pseudo-label, each with its share of all the images (the
+    # first 128 images were mostly one class whatever the bars below said)
+    st.plotly_chart(class_grid(data.images, data.pseudo_labels, info, per_class=GRID_PER_CLASS,
+                               title=f"{data.method}: {len(data.images):,} images, up to {GRID_PER_CLASS} "
+                                     "per teacher pseudo-label (row: its share of all the images)"),
+                    width="content", key="sub_grid")
     left, right = st.columns(2)
     left.plotly_chart(proportions_figure(bal.substitution, bal.original, info.class_names,
                                          substitution_imbalance=bal.substitution_imbalance,

@@ -6,13 +6,16 @@ parser and imports the engine; none imports this root. ``--json -`` writes the J
 (and everything else the command prints to stderr).
 
 Exit status: 0 success, 2 rejected input (one clear line on stderr, no traceback), 1 internal
-failure. ``--json OUT`` writes the machine-readable result.
+failure, 141 (128 + SIGPIPE, as a shell's own tools) when the reader of the output went away
+(``kdci runs list | head -1``): quietly, no traceback. ``--json OUT`` writes the machine-readable
+result.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 
 from importlib import import_module
@@ -27,7 +30,7 @@ COMMANDS = {
     "methods": ("methods", "list the DFKD methods and their defaults (quick and paper presets)"),
     "distill": ("distill", "distil a student without the original data"),
     "diagnose": ("diagnose", "substitution data of a method: FID, class proportions, dictionary"),
-    "runs": ("runs", "list, show, cancel, resume or delete runs"),
+    "runs": ("runs", "list, show, cancel, resume, delete, tag or export runs"),
     "worker": ("runs", "(internal) run one stored run in this process"),
     "report": ("report", "compare finished runs (KDCI on vs off, paired by seed) into an HTML report"),
     "export": ("export", "export a finished run's student (safetensors, TorchScript, ONNX)"),
@@ -51,17 +54,32 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return p
 
 
+#: the exit status of a command whose output's reader went away (128 + SIGPIPE)
+CLOSED_PIPE = 141
+
+
+def _run(args) -> int:
+    if getattr(args, "json", None) == "-":  # the JSON alone on stdout, the rest on stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            return args.func(args)
+    return args.func(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     try:
-        if getattr(args, "json", None) == "-":  # the JSON alone on stdout, the rest on stderr
-            with contextlib.redirect_stdout(sys.stderr):
-                return args.func(args)
-        return args.func(args)
+        code = _run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # what is left in stdout's buffer goes nowhere: the interpreter's own flush at exit
+        # would raise again ("Exception ignored ... BrokenPipeError") (Python's signal docs)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return CLOSED_PIPE

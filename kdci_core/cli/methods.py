@@ -76,9 +76,13 @@ def build_table_data() -> list[dict]:
     return data
 
 
+#: the plain table's columns: (header, width, alignment) as its rows are formatted
+_TEXT_HEADER = f"{'METHOD':<9} {'KIND':<10} {'K':>3} {'KD T':>4}  {'PARAMETER':<22} {'QUICK':<8} {'PAPER':<9} SOURCE"
+
+
 def render(data: list[dict], markdown: bool = True) -> str:
     lines = ["| method | kind | K | KD T | parameter | quick | paper | source |",
-             "|---|---|---|---|---|---|---|---|"] if markdown else []
+             "|---|---|---|---|---|---|---|---|"] if markdown else [_TEXT_HEADER]
     for m in data:
         for i, (key, quick, paper, source) in enumerate(m["rows"]):
             head = ((m["name"], m["kind"], str(m["default_k"]), f"{m['default_tau']:g}") if i == 0

@@ -1,4 +1,4 @@
-"""``python -m kdci_core runs list|show|cancel|resume|delete|tag`` and ``worker`` (what backends start).
+"""``python -m kdci_core runs list|show|cancel|resume|delete|tag|export`` and ``worker`` (what backends start).
 
 ``runs`` commands read the run store (``$KDCI_HOME``) and reconcile it first, so a run whose
 worker died shows as failed.
@@ -68,6 +68,9 @@ def cmd_runs_list(args) -> int:
               f"{later:>12}  {when}")
         if r["status"] == "corrupt":
             print(f"    {r['error']}")
+        if t.get("collapsed"):  # runs.collapse: one class above 80% of the test predictions
+            print(f"    collapsed: the student predicts {t['top_class']} for {100 * t['top_share']:.0f}% "
+                  "of the test images")
     if not rows:
         print("no runs")
     write_json(args.json, {"runs": rows})
@@ -117,6 +120,20 @@ def cmd_runs_tag(args) -> int:
     return 0
 
 
+def cmd_runs_export(args) -> int:
+    from ..runs.tensorboard import export_tensorboard
+
+    store = reconciled_store()
+    runs = [store.get(r) for r in dict.fromkeys(args.run_ids)]  # unknown ids rejected before writing
+    written = export_tensorboard(runs, args.tensorboard)
+    for folder, n in written.items():
+        print(f"{folder.name}: {n} scalars -> {folder}")
+    print(f"view them with: tensorboard --logdir {args.tensorboard}")
+    write_json(args.json, {"tensorboard": str(args.tensorboard),
+                           "runs": {f.name: {"folder": str(f), "scalars": n} for f, n in written.items()}})
+    return 0
+
+
 def cmd_runs_resume(args) -> int:
     from ..runs import claim_resume, execute, get_backend, resume
 
@@ -145,7 +162,7 @@ def add_parser(sub) -> None:
     w.add_argument("--backend", default="local")
     w.set_defaults(func=cmd_worker)
 
-    runs = sub.add_parser("runs", help="list, show, cancel, resume or delete runs").add_subparsers(
+    runs = sub.add_parser("runs", help="list, show, cancel, resume, delete, tag or export runs").add_subparsers(
         dest="runs_command", required=True)
     ls = runs.add_parser("list", help="runs in the store, newest first")
     ls.add_argument("--status")
@@ -173,6 +190,13 @@ def add_parser(sub) -> None:
     tg.add_argument("--notes", help="replaces the run's notes")
     tg.add_argument("--json")
     tg.set_defaults(func=cmd_runs_tag)
+    ex = runs.add_parser("export", help="write runs' scalars as TensorBoard event files (tensorboard "
+                                        "--logdir DIR shows them); needs the optional tensorboard package")
+    ex.add_argument("--tensorboard", required=True, metavar="DIR",
+                    help="the folder to write into: one event-file folder per run, DIR/RUN_ID")
+    ex.add_argument("run_ids", nargs="+", metavar="RUN", help="run ids (or names) to export")
+    ex.add_argument("--json")
+    ex.set_defaults(func=cmd_runs_export)
     rs = runs.add_parser("resume", help="continue a failed or cancelled run from its checkpoint")
     rs.add_argument("run_id")
     rs.add_argument("--inline", action="store_true", help="run it in this process (default: background)")

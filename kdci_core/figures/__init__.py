@@ -1,10 +1,13 @@
 """Plotly figure builders: plain data in, a ``plotly.graph_objects.Figure`` out, nothing computed.
 
 - ``style``: the shared template, palette and an empty placeholder;
-- ``images``: mosaics and captioned grids of normalised images;
+- ``images``: mosaics, captioned grids (captions wrap, whole on hover) and a grid by class;
 - ``diagnostics``: FID, class proportions, rounds, the dictionary, P(z), the K curve;
-- ``students``: students' features side by side, per-class accuracy and deltas, confusion;
-- ``runs``: training curves (smoothing, x axis) and the paired KDCI gain;
+- ``students``: students' features side by side, per-class accuracy and deltas, confusion, the
+  prediction histogram (a collapsed student);
+- ``runs``: training curves (smoothing, x axis; a message while there is no point) and the
+  paired KDCI gain;
+- ``sweep``: parallel coordinates of the settings runs differ in against their accuracy;
 - ``teacher``: the Teacher page's per-class accuracy and confusion matrix.
 
 Imports only ``common`` and ``data`` of the engine, so every layer that draws (the run

@@ -110,6 +110,21 @@ def _k_line(fig: go.Figure, k: int, text: str, color: str, dash: str, y: float) 
                        xanchor="left", font=dict(color=color, size=11))
 
 
+#: ticks of a K axis with many K values: 1, 2, 5 per decade
+_TICKS_125 = [m * 10 ** e for e in range(0, 6) for m in (1, 2, 5)]
+#: up to this many K values, each K tried gets its own tick
+MAX_K_TICKS = 12
+
+
+def k_ticks(ks) -> list[int]:
+    """The K axis's ticks: every K tried (a handful), else 1, 2, 5, 10, 20, 50, ... in range.
+    Plotly's own log ticks ("2 3 4 ... 10 2 3 ... 100") left a "default 32" line beside a "3"."""
+    ks = sorted({int(k) for k in ks})
+    if len(ks) <= MAX_K_TICKS:
+        return ks
+    return [t for t in _TICKS_125 if ks[0] <= t <= ks[-1]]
+
+
 def k_curve_figure(curve, defaults: Mapping[str, int] | None = None, title: str = "") -> go.Figure:
     """Inertia (left) and silhouette (right) over K, the recommended K, and the paper's defaults."""
     fig = go.Figure()
@@ -123,7 +138,9 @@ def k_curve_figure(curve, defaults: Mapping[str, int] | None = None, title: str 
         if curve.ks[0] <= k <= curve.ks[-1]:
             _k_line(fig, k, f"{method} default {k}", "#7f7f7f", "dot", 0.05)
     fig.update_layout(**LAYOUT, title=title or f"K curve ({curve.n_samples} samples)",
-                      xaxis=dict(title="K", type="log"), yaxis=dict(title="inertia"),
+                      xaxis=dict(title="K", type="log", tickmode="array", tickvals=k_ticks(curve.ks),
+                                 ticktext=[str(t) for t in k_ticks(curve.ks)]),
+                      yaxis=dict(title="inertia"),
                       yaxis2=dict(title="silhouette", overlaying="y", side="right"),
                       legend=dict(orientation="h", y=-0.2))
     return fig

@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import plotly.graph_objects as go
 
 from ..common.errors import InputError
-from .style import LAYOUT
+from .style import LAYOUT, empty_figure
 
 #: KDCI on in blues, off in oranges: one family per setting, one shade per method.
 ON_SHADES = ("#1f77b4", "#08519c", "#6baed6", "#3182bd", "#9ecae1")
@@ -25,7 +25,14 @@ Y_AXES = {"student_accuracy": "student test accuracy (%)", "loss": "training los
           "compensated_accuracy": "compensated test accuracy (%)",
           "kdci_compensation": "KDCI compensation / logit spread",
           "kdci_attention_entropy": "attention entropy / log K'",
-          "kdci_prototypes_used": "prototypes in use"}
+          "kdci_prototypes_used": "prototypes in use",
+          # system metrics per epoch (runs.system)
+          "cpu_percent": "process CPU (% of one core)", "rss_mb": "resident memory (MB)",
+          "rss_peak_mb": "peak resident memory (MB)", "cuda_allocated_mb": "CUDA memory allocated (MB)",
+          "cuda_peak_mb": "CUDA memory peak (MB)"}
+#: what an empty curve says instead of drawing empty axes (a queued run, a run before its first epoch)
+WAITING = "waiting for the first epoch"
+WAITING_STEPS = "waiting for the first logged steps"
 MAX_SMOOTHING = 0.99
 
 
@@ -66,6 +73,11 @@ def short_run_label(config: Mapping, run_id: str) -> str:
 LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0.0)
 
 
+def runs_count(n: int) -> str:
+    """"1 run", "3 runs"."""
+    return f"{n} run{'' if n == 1 else 's'}"
+
+
 def _setting_colour(kdci: bool, method_index: int) -> str:
     shades = ON_SHADES if kdci else OFF_SHADES
     return shades[method_index % len(shades)]
@@ -84,6 +96,12 @@ def curves_figure(series: Sequence[Mapping], x: str = "epoch", smoothing: float 
         raise InputError(f"y: expected one of {', '.join(Y_AXES)}, found {y!r}")
     ema([], smoothing)  # validates smoothing even with no runs
     x_key, x_title = X_AXES[x]
+    smooth = f", EMA smoothing {float(smoothing):.2f}" if smoothing else ""
+    title = f"{Y_AXES[y]} over {x_title} ({runs_count(len(series))}{smooth})"
+    if not any(h.get(x_key) is not None and h.get(y) is not None for s in series for h in s["history"]):
+        recorded = any(h.get(x_key) is not None for s in series for h in s["history"])
+        return empty_figure(title, f"no {Y_AXES[y]} recorded" if recorded else
+                            WAITING_STEPS if x == "step" else WAITING)
     configs = [s["config"] for s in series]
     methods = list(dict.fromkeys(c.get("method") for c in configs))
     seeds = sorted({c.get("seed") for c in configs}, key=lambda s: (s is None, s))
@@ -101,8 +119,7 @@ def curves_figure(series: Sequence[Mapping], x: str = "epoch", smoothing: float 
             marker=dict(size=4), customdata=[[v, run["run_id"]] for v in raw],
             hovertemplate=f"{run.get('label', name)}<br>{x_title} %{{x}}: %{{y:.3f}} (raw "
                           "%{customdata[0]:.3f})<br>run %{customdata[1]}<extra></extra>")
-    smooth = f", EMA smoothing {float(smoothing):.2f}" if smoothing else ""
-    fig.update_layout(**LAYOUT, title=f"{Y_AXES[y]} over {x_title} ({len(series)} runs{smooth})",
+    fig.update_layout(**LAYOUT, title=title,
                       xaxis_title=x_title, yaxis_title=Y_AXES[y], legend=LEGEND_BELOW)
     if x == "epoch" and last_x <= 20:
         fig.update_xaxes(dtick=1)  # whole epochs, not 1.2, 1.4, ...

@@ -65,3 +65,20 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], title: s
     fig.update_layout(**LAYOUT, title=title, xaxis_title="predicted", yaxis_title="true")
     fig.update_yaxes(autorange="reversed")
     return fig
+
+
+def predictions_figure(counts: Sequence[int], class_names: Sequence[str], *, threshold: float = 0.8,
+                       title: str = "") -> go.Figure:
+    """The student's prediction histogram on the test split: share of the test images it assigns
+    to each class, the bars above ``threshold`` (a collapsed student) in red, with the line."""
+    c = np.asarray(counts, dtype=float)
+    share = 100 * c / max(float(c.sum()), 1.0)
+    fig = go.Figure(go.Bar(x=[str(n) for n in class_names], y=share, customdata=c,
+                           marker_color=["#d62728" if s > 100 * threshold else "#1f77b4" for s in share],
+                           hovertemplate="%{x}: %{y:.1f}% of the test images (%{customdata:.0f})<extra></extra>"))
+    fig.add_hline(y=100 * threshold, line_dash="dot", line_color="#d62728",
+                  annotation_text=f"collapsed above {100 * threshold:.0f}%")
+    fig.update_layout(**LAYOUT, title=title or f"Predicted classes on the {int(c.sum()):,} test images",
+                      yaxis_title="share of predictions (%)", yaxis_range=[0, 105])
+    fig.update_xaxes(type="category")
+    return fig

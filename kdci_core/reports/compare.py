@@ -21,6 +21,8 @@ import numpy as np
 
 from ..common.errors import InputError
 from ..runs import Run, RunStore
+from ..runs.collapse import collapse_text, prediction_summary
+from ..runs.configs import canonical_config
 from . import tables
 
 
@@ -61,6 +63,13 @@ class RunSummary:
     config: dict = field(default_factory=dict)
     #: the user's label for the run (runs.names), None when it has none; escaped by every format
     name: str | None = None
+    #: the final student's prediction histogram and its dominant class (runs.collapse), None for
+    #: a run of an older release
+    predictions: dict | None = None
+
+    @property
+    def collapsed(self) -> bool:
+        return bool(self.predictions and self.predictions["collapsed"])
 
 
 @dataclass
@@ -173,6 +182,9 @@ class Comparison:
         rows = tables.telemetry_table(self)
         if rows:
             parts += ["", "## KDCI telemetry (last epoch of each KDCI-on run)", "", md_table(rows)]
+        rows = tables.predictions_table(self)
+        if rows:
+            parts += ["", f"## {tables.PREDICTIONS_TITLE}", "", md_table(rows)]
         if self.notes:
             parts += ["", "## Notes", ""] + [f"- {md_text(n)}" for n in self.notes]
         return "\n".join(parts) + "\n"
@@ -227,8 +239,10 @@ def _summary(run: Run) -> RunSummary:
                       cfg.get("dataset"), cfg.get("student"), cfg.get("epochs"),
                       float(res["student_accuracy"]), _num(res.get("teacher_accuracy")),
                       _num(res.get("wall_time_s")), _num(res.get("peak_memory_mb")), res.get("device"),
-                      res.get("kdci_telemetry"), {**cfg, "teacher_sha256": res.get("teacher_sha256")},
-                      run.status().get("name"))
+                      res.get("kdci_telemetry"),
+                      # paths resolved: one folder is one value, however a run's command spelled it
+                      {**canonical_config(cfg), "teacher_sha256": res.get("teacher_sha256")},
+                      run.status().get("name"), prediction_summary(res))
 
 
 def _ratio(on: list, off: list) -> float | None:
@@ -353,6 +367,9 @@ def compare_runs(store: RunStore, run_ids: Sequence[str], field: str = "kdci") -
         reason = (r.kdci_telemetry or {}).get("inert_reason")
         if reason:
             notes.append(f"KDCI is inert in run {r.run_id} ({r.label}): {reason}")
+        if r.collapsed:
+            notes.append(f"run {r.run_id} ({r.label}): the student is {collapse_text(r.predictions)}; "
+                         "its accuracy is one class's share of the test split")
     return Comparison(runs, out_groups, gains, notes, field, reference)
 
 

@@ -17,17 +17,22 @@ from ..common.errors import InputError
 from ..common.progress import Progress
 from ..diagnostics.stages import Stages
 from ..figures.runs import curves_figure, gain_figure
+from ..figures.students import predictions_figure
 from ..runs import RunStore
+from ..runs.collapse import COLLAPSE_SHARE
 from .compare import Comparison, compare_runs, md_table, md_text
 from .students import StudentComparison, student_comparison
-from .tables import accuracy_columns, accuracy_table, config_tables, gain_table, pairs_table, telemetry_table
+from .tables import (PREDICTIONS_TITLE, accuracy_columns, accuracy_table, config_tables, gain_table, pairs_table,
+                     predictions_table, telemetry_table)
 
 FORMATS = ("html", "json", "md")
 CONFIG_TITLE = "Run configurations (to reproduce every run)"
 
+#: ``.scroll``: a wide table (the per-run configs and their command lines) or a fixed-size figure
+#: scrolls inside its own box; without it the whole page grew to the table's width (2,929 px)
 _CSS = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
         "margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f4f4f4}"
-        ".meta{color:#555}")
+        ".meta{color:#555}.scroll{overflow-x:auto;max-width:100%}.flag{color:#b00020;font-weight:600}")
 
 
 def _html_table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
@@ -36,7 +41,7 @@ def _html_table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
     cols = list(columns or rows[0])
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in cols) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _meta(comparison: Comparison) -> dict:
@@ -129,9 +134,11 @@ def _html(store: RunStore, comp: Comparison, meta: dict, students: StudentCompar
           stages: Stages, planned_students: bool) -> str:
     from plotly.offline import get_plotlyjs
 
-    def fig_html(fig, what: str) -> str:
-        stages.start(f"report: HTML figure: {what}")
-        return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+    def fig_html(fig, what: str, unit: bool = True) -> str:
+        if unit:
+            stages.start(f"report: HTML figure: {what}")
+        return ('<div class="scroll">' + fig.to_html(full_html=False, include_plotlyjs=False,
+                                                     config={"displaylogo": False}) + "</div>")
 
     stages.start("report: HTML tables and plotly.js")
     runs = [store.get(r.run_id).series() for r in comp.runs]
@@ -149,6 +156,14 @@ def _html(store: RunStore, comp: Comparison, meta: dict, students: StudentCompar
     telemetry = telemetry_table(comp)
     if telemetry:
         body += ["<h2>KDCI telemetry (last epoch of each KDCI-on run)</h2>", _html_table(telemetry)]
+    predicted = predictions_table(comp)
+    if predicted:
+        body += [f"<h2>{html.escape(PREDICTIONS_TITLE)}</h2>", _html_table(predicted)]
+        for r in (r for r in comp.runs if r.collapsed):  # each collapsed student's histogram
+            p = r.predictions
+            body += [f'<p class="flag">{html.escape(r.run_id)} ({html.escape(r.label)}): collapsed</p>',
+                     fig_html(predictions_figure(p["counts"], p["class_names"], threshold=COLLAPSE_SHARE,
+                                                 title=f"{r.label}: predicted classes"), "", unit=False)]
     body.append("<h2>Training curves</h2>")
     body += [fig_html(curves_figure(runs, "epoch", 0.0, y), f"{y.replace('_', ' ')} curves") for y in CURVES]
     if students is not None:

@@ -82,6 +82,43 @@ def telemetry_table(comparison) -> list[dict]:
     return rows
 
 
+PREDICTIONS_TITLE = "Students' predictions on the test split (collapsed: one class above 80%)"
+
+
+def predictions_table(comparison) -> list[dict]:
+    """One row per run: its accuracy, the class its student predicts most and for what share of
+    the test images, and whether it collapsed (``runs.collapse``); empty when no run has the
+    histogram (runs of an older release)."""
+    rows = []
+    for r in comparison.runs:
+        p = r.predictions
+        if p is None:
+            continue
+        rows.append({"run": r.run_id, "setting": r.label, "accuracy (%)": f"{r.student_accuracy:.2f}",
+                     "most predicted class": p["name"], "its share (%)": f"{100 * p['share']:.1f}",
+                     "collapsed": "yes" if p["collapsed"] else "no"})
+    return rows if any(r.predictions for r in comparison.runs) else []
+
+
+#: config fields a sweep's view leaves out: what is not a setting (seed, device), or is shown
+#: another way (the teacher's hash beside its path)
+_NOT_SWEPT = ("seed", "device", "teacher_sha256")
+
+
+def sweep_fields(comparison) -> tuple[dict[str, list], list[float]]:
+    """The config fields in which the compared runs differ ({field: one value per run}, a
+    ``method_params`` entry as ``method_params.KEY``) and the runs' final accuracies: the data of
+    the parallel-coordinates view (``figures.sweep``)."""
+    flat = []
+    for r in comparison.runs:
+        cfg = {k: v for k, v in r.config.items() if k not in _NOT_SWEPT and k != "method_params"}
+        cfg.update({f"method_params.{k}": v for k, v in (r.config.get("method_params") or {}).items()})
+        flat.append(cfg)
+    names = sorted({k for c in flat for k in c})
+    differ = [n for n in names if len({repr(c.get(n)) for c in flat}) > 1]
+    return {n: [c.get(n) for c in flat] for n in differ}, [r.student_accuracy for r in comparison.runs]
+
+
 #: config fields that never tell runs apart in a reader's eyes (shown once, or not at all)
 _CONFIG_HIDDEN = ("teacher_sha256",)
 

@@ -6,6 +6,10 @@ worker, launching and resuming, the monitor, and the backends that start workers
 - ``store`` / ``index``: one folder per run under ``$KDCI_HOME/runs`` plus a SQLite index (a
   cache: rebuilt when damaged, kept in memory when the disk refuses it); ``locks``, ``reserve``;
 - ``recorder``: loop callbacks committing checkpoint, metrics, status, result and figures;
+  ``system``: CPU, memory and CUDA memory added to every epoch's record; ``collapse``: a
+  student predicting one class for most test images, flagged from its prediction histogram;
+- ``table``: the run table's rows and groups (never mixing teachers, datasets, schedules);
+  ``configs``: configs as compared (paths resolved); ``tensorboard``: event-file export;
 - ``worker``: ``execute`` (what every backend runs), with slots and a heartbeat;
 - ``launcher``: ``launch``, ``launch_grid``, ``resume`` (on the run's own backend), ``run_inline``;
 - ``monitor``: ``reconcile`` (dead workers), ``cancel``, ``wait_for``;
@@ -30,6 +34,7 @@ _WHERE = {
     "validate_run_name": "store",
     "execute": "worker", "execute_by_id": "worker",
     "export_student": "export",
+    "export_tensorboard": "tensorboard",
 }
 __all__ = sorted(_WHERE)
 

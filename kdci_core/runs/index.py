@@ -26,7 +26,7 @@ from .locks import file_lock
 COLUMNS = ("run_id", "name", "status", "method", "kdci", "dataset", "student", "seed", "k",
            "ablation", "created_at", "updated_at", "pid", "host", "backend", "student_accuracy",
            "teacher_accuracy", "last_epoch", "epochs", "error", "config", "started_at",
-           "finished_at", "wall_time_s", "teacher_sha256", "tags", "notes")
+           "finished_at", "wall_time_s", "teacher_sha256", "tags", "notes", "top_class", "top_share")
 JSON_COLUMNS = ("config", "tags")
 _SCHEMA = f"""CREATE TABLE IF NOT EXISTS runs ({", ".join(
     c + (" TEXT PRIMARY KEY" if c == "run_id" else "") for c in COLUMNS)})"""

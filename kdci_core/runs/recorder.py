@@ -19,10 +19,13 @@ from ..common.jsonio import atomic_write_text
 from ..common.progress import Progress
 from ..distill import Callback, save_state
 from ..figures.runs import curves_figure
+from ..models.evaluation import predict_logits
 from ..models.weights import save_checkpoint
+from .collapse import collapse_text, prediction_counts, prediction_summary
 from .integrity import CHECKPOINT
 from .status import RUNNING
 from .store import Run
+from .system import SystemMetrics
 
 STUDENT = "student.safetensors"
 HEARTBEAT_S = 1.0
@@ -119,7 +122,9 @@ class CancelCheck(Callback):
 
 
 class ResultRecorder(Callback):
-    """At the end: the raw student's weights (safetensors) and ``result.json``."""
+    """At the end: the raw student's weights (safetensors) and ``result.json``, with the final
+    student's prediction histogram on the test split (``prediction_counts``, ``class_names``):
+    what flags a collapsed student (``runs.collapse``)."""
 
     def __init__(self, run: Run):
         self.run, self.distiller = run, None
@@ -130,6 +135,13 @@ class ResultRecorder(Callback):
     def on_fit_end(self, result: dict) -> None:
         d = self.distiller
         result["run_id"] = self.run.run_id
+        if "prediction_counts" not in result:  # the loop's final evaluation does not return it
+            logits = predict_logits(d.student, d.data.test.images, device=d.device)
+            result["prediction_counts"] = prediction_counts(logits.argmax(1), d.info.num_classes)
+        result.setdefault("class_names", [str(c) for c in d.info.class_names])
+        flag = collapse_text(prediction_summary(result))
+        if flag:
+            worker_log_line(self.run, f"warning: the student is {flag}")
         save_checkpoint(d.student, self.run.path(STUDENT),
                         metadata={"arch": d.cfg.student, "num_classes": d.info.num_classes,
                                   "in_channels": d.info.in_channels, "run_id": self.run.run_id})
@@ -155,7 +167,7 @@ def save_figures(run: Run) -> None:
 
 def recorders(run: Run) -> list[Callback]:
     """Every callback that records a run, in commit order."""
-    return [CancelCheck(run), LiveProgress(run), StepRecorder(run), EpochRecorder(run),
+    return [CancelCheck(run), LiveProgress(run), StepRecorder(run), SystemMetrics(), EpochRecorder(run),
             ResultRecorder(run), FigureRecorder(run)]
 
 

@@ -27,6 +27,7 @@ from ..common.errors import InputError
 from ..common.jsonio import (append_line, atomic_write_json, atomic_write_text, json_default, read_json,
                              storage_error)
 from ..common.paths import kdci_home
+from .collapse import prediction_summary
 from .index import RunIndex
 from .integrity import problems
 from .locks import file_lock
@@ -96,7 +97,7 @@ class Run:
                      + "; ".join(damage)}
         state = state if state is not None else self.status()
         cfg, result, notes = _readable(self.config, {}), _readable(self.result, None) or {}, self.annotations()
-        last = self.last_metrics()
+        last, top = self.last_metrics(), prediction_summary(result)
         return {"run_id": self.run_id, "name": state.get("name"), "status": state.get("status"),
                 "method": cfg.get("method"), "kdci": cfg.get("kdci"), "dataset": cfg.get("dataset"),
                 "student": cfg.get("student"), "seed": cfg.get("seed"), "k": cfg.get("k"),
@@ -110,7 +111,9 @@ class Run:
                 "finished_at": state.get("finished_at"),
                 "wall_time_s": result.get("wall_time_s", (last or {}).get("wall_time_s")),
                 "teacher_sha256": result.get("teacher_sha256") or state.get("teacher_sha256"),
-                "tags": notes["tags"], "notes": notes["notes"]}
+                "tags": notes["tags"], "notes": notes["notes"],
+                # the final student's most predicted class and its share (runs.collapse)
+                "top_class": (top or {}).get("name"), "top_share": (top or {}).get("share")}
 
     def annotate(self, *, tags: list[str] | None = None, notes: str | None = None) -> dict:
         """Set the run's tags and/or notes (None: keep); any status, an active run included."""

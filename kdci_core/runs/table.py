@@ -2,8 +2,10 @@
 
 One row per run from the index, with what a user scans a table for: the teacher (name and short
 hash), K, learning rate, the step counter, the duration so far, the ETA of a running run (from
-its ``progress.json``) and the queue position of a queued one; tags and notes. ``groups``
-summarises runs by method x setting (counts by status, mean and std of the accuracy).
+its ``progress.json``) and the queue position of a queued one; tags and notes; a collapsed
+student's flag (``runs.collapse``). ``groups`` summarises runs by any config fields (default:
+method x setting), counts by status, mean and std of the accuracy; a group never mixes
+teachers (the file's sha256), datasets or schedules: those are always part of its key.
 """
 
 from __future__ import annotations
@@ -13,11 +15,19 @@ import statistics
 import time
 from pathlib import Path
 
+from .collapse import COLLAPSE_SHARE
+from .configs import canonical_config, canonical_path, value_key
 from .queue import queue_positions
 from .status import QUEUED, RUNNING
 from .store import RunStore
 
 _UPLOAD = re.compile(r"(?:^|/)uploads/([0-9a-f]{64})/")
+#: the grouping a table starts with; ``setting`` is the derived KDCI / ablation / correction label
+DEFAULT_GROUP_BY = ("method", "setting")
+#: what a group never mixes, whatever it is grouped by: part of every group's key, shown in its row
+ALWAYS_APART = ("teacher", "dataset", "schedule")
+#: the config fields a schedule is made of (``schedule_label``)
+SCHEDULE_FIELDS = ("epochs", "steps_per_epoch", "batch_size", "preset")
 
 
 def teacher_label(config: dict, sha256: str | None) -> str:
@@ -27,6 +37,22 @@ def teacher_label(config: dict, sha256: str | None) -> str:
         return "builtin"
     sha = sha256 or (m.group(1) if (m := _UPLOAD.search(path)) else None)
     return f"{Path(path).name} ({sha[:8]})" if sha else Path(path).name
+
+
+def teacher_identity(config: dict, sha256: str | None) -> str:
+    """What tells teachers apart: ``builtin``, else the file's sha256 (recorded when the run
+    starts; an upload's folder is named by it), else the resolved path of a file not yet hashed."""
+    path = str(config.get("teacher") or "builtin")
+    if path == "builtin":
+        return "builtin"
+    sha = sha256 or (m.group(1) if (m := _UPLOAD.search(path)) else None)
+    return sha or f"file {canonical_path(path)}"
+
+
+def schedule_label(config: dict) -> str:
+    """"10 x 50 steps, batch 64, quick": epochs x steps per epoch, batch size, preset."""
+    return (f"{config.get('epochs')} x {config.get('steps_per_epoch')} steps, batch "
+            f"{config.get('batch_size')}, {config.get('preset') or 'quick'}")
 
 
 def setting_label(config: dict) -> str:
@@ -63,6 +89,7 @@ def table_rows(store: RunStore, *, now: float | None = None, **query) -> list[di
             step = progress.get("step", step)
             if progress.get("eta_s") is not None:
                 eta = max(0.0, progress["eta_s"] - (now - progress.get("at", now)))
+        share = row.get("top_share")
         out.append({
             "run": row["run_id"], "status": row["status"],
             "queue": positions.get(row["run_id"]) if row["status"] == QUEUED else None,
@@ -73,26 +100,61 @@ def table_rows(store: RunStore, *, now: float | None = None, **query) -> list[di
             "epochs": row.get("epochs"), "accuracy": row.get("student_accuracy"),
             "duration_s": _duration(row, now), "eta_s": eta, "tags": row.get("tags") or [],
             "notes": row.get("notes") or "", "dataset": row["dataset"], "backend": row["backend"],
-            "created_at": row["created_at"], "error": row["error"] or ""})
+            "created_at": row["created_at"], "error": row["error"] or "",
+            "config": canonical_config(cfg), "teacher_id": teacher_identity(cfg, row.get("teacher_sha256")),
+            "schedule": schedule_label(cfg),
+            "collapsed": share is not None and share > COLLAPSE_SHARE,
+            "top_class": row.get("top_class"), "top_share": share})
     return out
 
 
-def groups(rows: list[dict]) -> list[dict]:
-    """The rows summarised by (method, setting): runs per status, mean and std of the accuracy
-    of the finished ones, and the seeds."""
+def group_fields(rows: list[dict]) -> list[str]:
+    """What the table can be grouped by: ``setting``, then every config field of the rows'
+    runs (the teacher, dataset and schedule need no choosing: groups never mix them)."""
+    fields = sorted({k for r in rows for k in r.get("config") or {}} - {"teacher", "dataset"})
+    return ["setting", *fields]
+
+
+def _value(row: dict, name: str):
+    if name == "setting":
+        return row.get("setting")
+    if name in ("method", "seed") and name in row:
+        return row[name]
+    return (row.get("config") or {}).get(name)
+
+
+def _shown(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "{}"
+    return str(value)
+
+
+def groups(rows: list[dict], by=DEFAULT_GROUP_BY) -> list[dict]:
+    """The rows summarised by the fields ``by`` (``setting`` or config fields), always apart by
+    teacher, dataset and schedule: runs per status, mean and std of the accuracy of the finished
+    ones, the seeds, and how many finished students collapsed."""
+    by = [f for f in dict.fromkeys(by) if f not in ("teacher", "dataset")]
     buckets: dict[tuple, list[dict]] = {}
     for r in rows:
-        buckets.setdefault((r["method"], r["setting"]), []).append(r)
+        key = tuple(value_key(_value(r, f)) for f in by) + (
+            r.get("teacher_id") or r.get("teacher"), r.get("dataset"), r.get("schedule"))
+        buckets.setdefault(key, []).append(r)
     out = []
-    for (method, setting), members in sorted(buckets.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+    for key, members in sorted(buckets.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
+        first = members[0]
         done = [m["accuracy"] for m in members if m["status"] == "finished" and m["accuracy"] is not None]
         counts: dict[str, int] = {}
         for m in members:
             counts[m["status"]] = counts.get(m["status"], 0) + 1
-        out.append({"method": method, "setting": setting, "runs": len(members),
+        out.append({**{f: _shown(_value(first, f)) for f in by},
+                    "teacher": first.get("teacher"), "dataset": first.get("dataset"),
+                    "schedule": first.get("schedule"), "runs": len(members),
                     "statuses": ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
                     "finished": len(done), "mean accuracy": statistics.fmean(done) if done else None,
                     "std": statistics.stdev(done) if len(done) > 1 else None,
+                    "collapsed": sum(bool(m.get("collapsed")) for m in members),
                     "seeds": ", ".join(str(s) for s in sorted({m["seed"] for m in members if m["seed"] is not None}))})
     return out
 

@@ -4,6 +4,8 @@ report's download buttons render without an exception."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -35,25 +37,50 @@ def _page(link: str | None = None) -> AppTest:
     return at
 
 
+def _charts(at) -> tuple[list[dict], list[dict]]:
+    """The page's plotly figures: (the collapsed students' prediction histograms, the others).
+    How many of these tiny runs collapse is theirs to say: counted apart."""
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    hist = [f for f in figs if f["layout"]["title"]["text"].endswith(": predicted classes")]
+    return hist, [f for f in figs if f not in hist]
+
+
+def _collapsed(ids) -> set:
+    from kdci_core.runs import RunStore
+    from kdci_core.runs.collapse import prediction_summary
+
+    store = RunStore()
+    return {i for i in ids if prediction_summary(store.get(i).result())["collapsed"]}
+
+
 def test_default_selection_and_tables(home):
     ids = home
     at = _page()
-    assert not at.error, at.error
+    assert all("collapsed: predicts" in e.value for e in at.error), at.error  # flagged students only
     assert set(at.multiselect(key="cmp_runs").value) == set(ids.values())
     tables = at.dataframe
-    assert len(tables) == 6  # final accuracy, gain, pairs, KDCI telemetry, configs per run, shared
-    per_run, shared = tables[4].value, tables[5].value
+    assert len(tables) == 7  # final accuracy, gain, pairs, predictions, KDCI telemetry, configs per run, shared
+    per_run, shared = tables[5].value, tables[6].value
     assert set(per_run["run"]) == set(ids.values()) and {"kdci", "seed", "command"} <= set(per_run.columns)
     assert all(c.startswith("python -m kdci_core distill ") for c in per_run["command"])
     assert "method" in set(shared["field"]) and "kdci" not in set(shared["field"])
     assert any(e.label.startswith("Run configurations: ") and e.label.endswith(" differ") for e in at.expander)
-    telemetry = tables[3].value
+    predictions = tables[3].value
+    collapsed = _collapsed(ids.values())
+    assert set(predictions["run"]) == set(ids.values())
+    assert {r for r, c in zip(predictions["run"], predictions["collapsed"]) if c == "yes"} == collapsed
+    flagged = [e.value for e in at.error if "collapsed: predicts" in e.value]
+    assert len(flagged) == len(collapsed) and all(any(i in f for f in flagged) for i in collapsed)
+    telemetry = tables[4].value
     assert len(telemetry) == 2 and set(telemetry["run"]) == {ids[(True, 0)], ids[(True, 1)]}
     assert "compensation / logit spread" in telemetry.columns
     acc = tables[0].value
     assert list(acc["KDCI"]) == ["on", "off"] and list(acc["seeds"]) == [2, 2]
     assert list(tables[2].value["seed"]) == [0, 1]
-    assert len(at.get("plotly_chart")) == 2  # gain, curves
+    hist, others = _charts(at)
+    assert len(hist) == len(collapsed) and len(others) == 3  # gain, the sweep, curves
+    sweep = next(f for f in others if f["data"] and f["data"][0]["type"] == "parcoords")
+    assert [d["label"] for d in sweep["data"][0]["dimensions"]] == ["kdci", "final accuracy (%)"]
     assert set(at.query_params["runs"][0].split(",")) == set(ids.values())  # a shareable link
     chips = at.multiselect(key="cmp_runs")  # readable chips: Streamlit cuts them at 128 px
     for (kdci, seed), run_id in ids.items():
@@ -82,22 +109,23 @@ def test_curve_controls(home):
     at.slider(key="cmp_smooth").set_value(0.6)
     at.radio(key="cmp_x").set_value("wall_time")
     at.radio(key="cmp_y").set_value("loss").run()
-    assert not at.exception and not at.error, (at.exception, at.error)
-    assert len(at.get("plotly_chart")) == 2
+    assert not at.exception, at.exception
+    assert len(_charts(at)[1]) == 3
 
 
 def test_students_and_report_downloads(home):
     at = _page()
     at.radio(key="cmp_proj").set_value("pca")
     at.button(key="cmp_students_go").click().run()
-    assert not at.exception and not at.error, (at.exception, at.error)
-    assert len(at.get("plotly_chart")) == 6  # + embedding, per-class delta, fixed, broken
+    assert not at.exception, at.exception
+    assert len(_charts(at)[1]) == 7  # + embedding, per-class delta, fixed, broken
     assert any("Corrected examples" in c.value for c in at.caption)
     at.run()  # served from st.cache_data: its progress bar is not replayed, nothing breaks
-    assert not at.exception and not at.error and len(at.get("plotly_chart")) == 6
+    assert not at.exception and len(_charts(at)[1]) == 7
     at.checkbox(key="cmp_report_students").uncheck()
     at.button(key="cmp_report_go").click().run()
-    assert not at.exception and not at.error, (at.exception, at.error)
+    assert not at.exception, at.exception
+    assert all("collapsed" in e.value for e in at.error)  # the only errors: collapsed students
     assert len(at.get("download_button")) == 3
 
 

@@ -3,6 +3,8 @@ they render without an exception, make data on a click, and show the figures and
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -40,6 +42,11 @@ def test_substitution_page_shows_shift(substitution_page):
     assert any("FID extractor" in c.value for c in at.caption)
     charts = at.get("plotly_chart")
     assert len(charts) == 3  # grid, proportions, rounds
+    # the grid is a stratified sample: a row per pseudo-label, each with its share of all images
+    grid = json.loads(charts[0].proto.spec)
+    rows = [a["text"] for a in grid["layout"]["annotations"]]
+    assert len(rows) == 10 and all(r.endswith("% of 128") for r in rows)
+    assert sum(float(r.split(": ")[1].split("%")[0]) for r in rows) == pytest.approx(100, abs=5)
 
 
 def test_substitution_page_sampling_method(substitution_page):
@@ -51,6 +58,8 @@ def test_substitution_page_sampling_method(substitution_page):
     at.button(key="sub_go").click().run()
     assert not at.exception and not at.error, (at.exception, at.error)
     assert _metric(at, "Images") == "2,000"
+    grid = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert all(a["text"].endswith("% of 2,000") for a in grid["layout"]["annotations"])
     assert not [m for m in at.metric if m.label == "FID vs test split"]
     assert any("selects its data once" in i.value for i in at.info)
 

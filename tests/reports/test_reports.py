@@ -59,7 +59,14 @@ def test_compare_numbers_by_hand(runs):
     assert m.wall_time_ratio == pytest.approx((wall[(True, 0)] + wall[(True, 1)]) /
                                               (wall[(False, 0)] + wall[(False, 1)]))
     assert m.peak_memory_ratio is not None and m.peak_memory_ratio > 0
-    assert comp.notes == []
+    # the only notes: students that collapsed (these tiny runs often do), each a run whose
+    # prediction histogram has one class above 80% (runs.collapse)
+    collapsed = {r.run_id for r in comp.runs if r.collapsed}
+    assert [n for n in comp.notes if "the student is collapsed" not in n] == []
+    assert {n.split()[1] for n in comp.notes} == collapsed
+    for r in comp.runs:
+        counts = store.get(r.run_id).result()["prediction_counts"]
+        assert sum(counts) == 360 and (max(counts) / 360 > 0.8) == (r.run_id in collapsed)
     out = json.loads(json.dumps(comp.to_dict(), allow_nan=False))
     assert out["gains"]["deepinv"]["mean"] == pytest.approx(m.mean) and len(out["runs"]) == 4
 
@@ -226,7 +233,9 @@ def test_export_report_is_self_contained(runs, tmp_path):
     assert page.count(get_plotlyjs()[:400]) == 1  # plotly.js embedded once, in <head>
     assert page.index(get_plotlyjs()[:400]) < page.index("</head>")
     n_figs = page.count('class="plotly-graph-div"')
-    assert n_figs == 7  # gain, 2 curves, embedding, per-class delta, 2 image grids
+    collapsed = sum(r.collapsed for r in compare_runs(store, list(ids.values())).runs)
+    # gain, 2 curves, embedding, per-class delta, 2 image grids, a histogram per collapsed student
+    assert n_figs == 7 + collapsed and page.count('<p class="flag">') == collapsed
     assert low.count("<script") == n_figs + 1 and "Plotly.newPlot" in page.split("</head>", 1)[1]
     for run_id in ids.values():
         assert run_id in page
@@ -288,7 +297,7 @@ def test_report_command(runs, tmp_path, monkeypatch, capsys):
                  "--json", str(tmp_path / "cmp.json")])
     assert code == 0, capsys.readouterr().err
     assert out.exists() and out.with_suffix(".md").exists() and out.with_suffix(".json").exists()
-    assert "Students" not in out.read_text().split("</script>", 1)[1]
+    assert "<h2>Students:" not in out.read_text().split("</script>", 1)[1]  # no student views
     assert json.loads((tmp_path / "cmp.json").read_text())["gains"]["deepinv"]["n"] == 2
     assert "deepinv: KDCI gain" in capsys.readouterr().out
     code = _cli(["report", "--runs", ids[(True, 0)], "bogus-id", "--out", str(tmp_path / "bad.html")])

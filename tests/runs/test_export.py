@@ -182,3 +182,19 @@ def test_onnx_external_data_travels_with_its_sidecar(run, tmp_path, monkeypatch)
     data.write_bytes(data.read_bytes()[:-4])
     with pytest.raises(InputError, match=r"describes a s\.onnx\.data of"):
         load_sidecar(path)
+
+
+def test_a_torchscript_export_prints_no_future_warning(tmp_path):
+    """``export --format torchscript`` printed torch.jit.trace's FutureWarning (issue 22)."""
+    import warnings
+
+    import torch
+
+    from kdci_core.models import build_model
+    from kdci_core.models.export import export_model
+
+    model = build_model("lenet5_half", num_classes=10, in_channels=1).eval()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_model(model, "torchscript", tmp_path / "s.pt", torch.randn(2, 1, 8, 8))
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)], [str(w.message) for w in caught]

@@ -9,7 +9,7 @@ import time
 from kdci_core.runs import RunStore
 from kdci_core.runs.queue import live_ahead, queue_positions
 from kdci_core.runs.status import FINISHED, QUEUED, RUNNING
-from kdci_core.runs.table import format_seconds, groups, table_rows, teacher_label
+from kdci_core.runs.table import format_seconds, group_fields, groups, table_rows, teacher_label
 from kdci_core.runs.worker import slot
 
 SHA = "ab" * 32
@@ -111,3 +111,82 @@ def test_queued_runs_wait_for_older_live_ones(tmp_path):
     older.set_status(RUNNING)  # the older run leaves the queue (it took its slot elsewhere)
     t.join(timeout=60)
     assert got.is_set()
+
+
+def _finished(store, cfg, acc, *, sha=None, counts=None):
+    run = store.create(cfg)
+    run.set_status(RUNNING, started_at=100.0)
+    result = {"student_accuracy": acc, "teacher_sha256": sha}
+    if counts is not None:
+        result |= {"prediction_counts": counts, "class_names": [f"c{i}" for i in range(len(counts))]}
+    run.write_result(result)
+    run.set_status(FINISHED, finished_at=200.0)
+    return run.run_id
+
+
+def test_groups_never_mix_teachers_datasets_or_schedules(tmp_path):
+    """The issue's example: digits runs with the built-in teacher and Fashion-MNIST runs of a
+    teacher file under two schedules, all "deepinv / KDCI on", were one group of 6 (mean 25.60);
+    they are three groups, each row naming its teacher, dataset and schedule."""
+    store = RunStore(tmp_path)
+    digits = _cfg(epochs=10, steps_per_epoch=50, batch_size=64, preset="quick")
+    fashion = _cfg(dataset="fashion-mnist", teacher=f"/h/uploads/{SHA}/fmnist.pt", teacher_arch="lenet5",
+                   epochs=10, steps_per_epoch=50, batch_size=64, preset="quick")
+    for seed, acc in ((0, 50.0), (1, 52.0)):
+        _finished(store, {**digits, "seed": seed}, acc)
+        _finished(store, {**fashion, "seed": seed}, acc - 40, sha=SHA)
+        _finished(store, {**fashion, "seed": seed, "epochs": 3, "steps_per_epoch": 20}, acc - 30, sha=SHA)
+    out = groups(table_rows(store))
+    assert len(out) == 3 and all(g["runs"] == 2 for g in out)
+    by = {(g["dataset"], g["schedule"]): g for g in out}
+    assert set(by) == {("digits", "10 x 50 steps, batch 64, quick"), ("fashion-mnist", "10 x 50 steps, batch 64, quick"),
+                       ("fashion-mnist", "3 x 20 steps, batch 64, quick")}
+    assert by[("digits", "10 x 50 steps, batch 64, quick")]["teacher"] == "builtin"
+    assert by[("fashion-mnist", "3 x 20 steps, batch 64, quick")]["teacher"] == f"fmnist.pt ({SHA[:8]})"
+    assert by[("digits", "10 x 50 steps, batch 64, quick")]["mean accuracy"] == 51.0
+    assert {g["method"] for g in out} == {"deepinv"} and {g["setting"] for g in out} == {"KDCI on"}
+
+
+def test_two_teachers_of_one_name_stay_apart_and_any_field_groups(tmp_path):
+    """Teachers are told apart by their file's sha256, not their name; grouping by any config
+    field (here K) splits further; the fields offered are the ones the runs' configs have."""
+    store = RunStore(tmp_path)
+    other = "cd" * 32
+    for sha in (SHA, other):
+        for k in (8, 32):
+            _finished(store, _cfg(teacher="/models/teacher.pt", teacher_arch="lenet5", k=k), 60.0, sha=sha)
+    rows = table_rows(store)
+    assert len(groups(rows)) == 2  # one per teacher, whatever the file is called
+    assert {g["teacher"] for g in groups(rows)} == {f"teacher.pt ({SHA[:8]})", f"teacher.pt ({other[:8]})"}
+    by_k = groups(rows, ["method", "k"])
+    assert len(by_k) == 4 and {g["k"] for g in by_k} == {"8", "32"}
+    fields = group_fields(rows)
+    assert fields[0] == "setting" and {"k", "lr", "method", "seed"} <= set(fields)
+    assert "teacher" not in fields and "dataset" not in fields  # always apart, never chosen
+
+
+def test_one_folder_spelled_two_ways_is_one_group(tmp_path):
+    """A data root typed through a symlink (the command line) and resolved (the pages) is one
+    value: grouping by it makes one group."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "link").symlink_to(data)
+    store = RunStore(tmp_path / "home")
+    _finished(store, _cfg(data_root=str(tmp_path / "link")), 50.0)
+    _finished(store, _cfg(data_root=str(data), seed=1), 52.0)
+    out = groups(table_rows(store), ["method", "data_root"])
+    assert len(out) == 1 and out[0]["data_root"] == str(data.resolve())
+
+
+def test_a_collapsed_student_is_flagged_in_its_row_and_its_group(tmp_path):
+    """A student predicting one class for more than 80% of the test images is flagged (from the
+    histogram in its result, kept in the index); one at 80% exactly, or without a histogram, is not."""
+    store = RunStore(tmp_path)
+    bad = _finished(store, _cfg(), 10.0, counts=[0, 0, 0, 0, 0, 0, 360, 0, 0, 0])
+    edge = _finished(store, _cfg(seed=1), 40.0, counts=[72, 288])
+    old = _finished(store, _cfg(seed=2), 40.0)
+    rows = {r["run"]: r for r in table_rows(RunStore(tmp_path))}
+    assert rows[bad]["collapsed"] and (rows[bad]["top_class"], rows[bad]["top_share"]) == ("c6", 1.0)
+    assert not rows[edge]["collapsed"] and rows[edge]["top_share"] == 0.8
+    assert not rows[old]["collapsed"] and rows[old]["top_share"] is None
+    assert groups(list(rows.values()))[0]["collapsed"] == 1
