@@ -56,13 +56,16 @@ def config_from_args(args):
 
     d = DistillConfig()
     get = lambda name: getattr(args, name, getattr(d, name, None))  # noqa: E731
+    from ..runs.configs import canonical_path  # stdlib only: one folder is one value in every config
+
     return DistillConfig(
-        teacher=args.teacher, teacher_arch=args.teacher_arch, student=args.student,
-        dataset=args.dataset, data_root=args.data_root, method=args.method,
+        teacher=canonical_path(args.teacher), teacher_arch=args.teacher_arch, student=args.student,
+        dataset=args.dataset, data_root=canonical_path(args.data_root), method=args.method,
         image_size=get("image_size"), in_channels=get("in_channels"), mean=get("mean"), std=get("std"),
         kdci=getattr(args, "kdci", "off") == "on", k=args.k, ablation=get("ablation"),
-        dictionary_source=get("dictionary_source"), dictionary_source_arch=get("dictionary_source_arch"),
-        wild_data=args.wild_data, preset=args.preset, epochs=get("epochs"),
+        dictionary_source=canonical_path(get("dictionary_source")),
+        dictionary_source_arch=get("dictionary_source_arch"), wild_data=canonical_path(args.wild_data),
+        preset=args.preset, epochs=get("epochs"),
         steps_per_epoch=get("steps_per_epoch"), batch_size=get("batch_size"), lr=get("lr"),
         weight_decay=get("weight_decay"), kdci_weight_decay=get("kdci_weight_decay"),
         augment=get("augment"), tau=get("tau"), attn_dim=get("attn_dim"), fusion=get("fusion"),

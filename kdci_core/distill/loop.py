@@ -322,6 +322,10 @@ class Distiller:
             "device": str(self.device), "teacher_accuracy": teacher_eval.accuracy,
             "teacher_sha256": self.teacher.sha256,
             "student_accuracy": final.accuracy, "per_class_accuracy": final.per_class,
+            # the final student's predictions per class: a collapsed student shows in them
+            "prediction_counts": torch.bincount(torch.as_tensor(final.predictions),
+                                                minlength=info.num_classes).tolist(),
+            "class_names": [str(c) for c in info.class_names],
             "history": history, "wall_time_s": time.time() - started, "resumed_from_step": start or None,
             "peak_memory_mb": peak_memory_mb(self.device), "k": self.k if cfg.kdci else None,
             "tau": self.tau, "student_parameters": parameter_count(self.student),

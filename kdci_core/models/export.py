@@ -44,7 +44,11 @@ def _write(model: nn.Module, fmt: str, out: Path, example: torch.Tensor, metadat
     if fmt == "safetensors":
         save_checkpoint(model, out, metadata=metadata)
     elif fmt == "torchscript":
-        with torch.no_grad():
+        # torch deprecates TorchScript (a FutureWarning per trace); the file is still the format
+        # that runs on libtorch without Python, so it stays, quietly (torch.jit.script fails on
+        # our models)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
             traced = torch.jit.trace(Logits(model), example)
         traced.save(str(out))
     else:

@@ -77,7 +77,7 @@ def serve(kdci_home):
 def upload(page, server, path):
     page.goto(server)
     page.get_by_text("Upload a checkpoint").click()
-    page.locator("input[type='file']").set_input_files(str(path))
+    page.locator("input[type='file']").first.set_input_files(str(path))  # the checkpoint's
 
 
 def open_page(page, server, title):

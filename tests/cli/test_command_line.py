@@ -8,6 +8,7 @@ from kdci_core.cli import build_parser
 from kdci_core.cli.common import config_from_args
 from kdci_core.distill import DistillConfig
 from kdci_core.distill.config import command_line
+from kdci_core.runs.configs import canonical_config
 
 CASES = [
     DistillConfig(),
@@ -29,4 +30,8 @@ def test_command_line_round_trips(cfg):
     argv = command_line(stored)
     assert argv[:4] == ["python", "-m", "kdci_core", "distill"]
     again = config_from_args(build_parser(argv[3:]).parse_args(argv[3:])).validate()
-    assert again.to_dict() == cfg.to_dict()
+    # the command line stores paths resolved (one folder, one value): a run stored by it is
+    # already in that form, so its command line gives it back exactly
+    assert again.to_dict() == canonical_config(cfg.to_dict())
+    assert config_from_args(build_parser(command_line(again.to_dict())[3:]).parse_args(
+        command_line(again.to_dict())[3:])).validate().to_dict() == again.to_dict()
