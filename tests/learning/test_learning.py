@@ -19,8 +19,8 @@ import torch
 from kdci_core.distill import Callback, DistillConfig, Distiller
 from kdci_core.distill import loop as loop_module
 
-#: method -> (epochs x steps, threshold %): seeds 0-2 reached deepinv 47.8-58.9, dafl 32.5-36.9,
-#: fast 27.8-52.8, cmi 42.8-50.8, mosaickd 24.7-38.6, dfnd 26.7-35.3 (4 x 50 steps each)
+#: method -> (epochs x steps, threshold %): seeds 0-2 reached deepinv 47.8-58.9, dafl 33.9-38.3,
+#: fast 27.8-52.8, cmi 43.6-49.7, mosaickd 26.4-38.9, dfnd 26.7-35.3 (4 x 50 steps each)
 LEARNS = {"deepinv": ((4, 50), 30.0), "dafl": ((4, 50), 22.0), "fast": ((4, 50), 20.0),
           "cmi": ((4, 50), 30.0), "mosaickd": ((4, 50), 18.0), "dfnd": ((4, 50), 20.0)}
 CHANCE = 10.0
