@@ -129,7 +129,7 @@ def synthesis_rows(args, teacher: Path) -> list[dict]:
             seconds += time.perf_counter() - t0
             images += len(batch)
         rows.append({"method": method, "preset": args.synthesis_preset, "images": images, "seconds": seconds, "images_per_s": images / seconds,
-                     "params": {k: d.method.p[k] for k in ("synth_batch", "g_steps") if k in d.method.p}})
+                     "params": {k: d.method.params[k] for k in ("synth_batch", "g_steps") if k in d.method.params}})
         print(f"  {method} synthesis: {images / seconds:.1f} images/s", flush=True)
     return rows
 

@@ -48,7 +48,7 @@ class CropFlip:
     The random draws come from a CPU generator, so runs are reproducible on any device."""
 
     def __init__(self, info, gen: torch.Generator, padding: int | None = None, flip: bool = True):
-        self.info, self.gen, self.flip = info, gen, flip
+        self.info, self.rng, self.flip = info, gen, flip
         self.padding = padding if padding is not None else max(1, round(info.image_size / 8))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,9 +56,9 @@ class CropFlip:
         p = self.padding
         black = self.info.normalize(torch.zeros(1, c, 1, 1, dtype=x.dtype, device=x.device))
         padded = F.pad(x - black, (p, p, p, p)) + black  # pads with the normalised black
-        dy = torch.randint(0, 2 * p + 1, (n,), generator=self.gen).to(x.device)
-        dx = torch.randint(0, 2 * p + 1, (n,), generator=self.gen).to(x.device)
-        flip = (torch.rand(n, generator=self.gen) < (0.5 if self.flip else 0.0)).to(x.device)
+        dy = torch.randint(0, 2 * p + 1, (n,), generator=self.rng).to(x.device)
+        dx = torch.randint(0, 2 * p + 1, (n,), generator=self.rng).to(x.device)
+        flip = (torch.rand(n, generator=self.rng) < (0.5 if self.flip else 0.0)).to(x.device)
         rows = dy[:, None] + torch.arange(h, device=x.device)[None]            # n x h
         cols = dx[:, None] + torch.arange(w, device=x.device)[None]            # n x w
         cols = torch.where(flip[:, None], cols.flip(1), cols)

@@ -25,18 +25,18 @@ class BalancedResampler:
     """Draws ``OVERSAMPLE`` x the batch from a sampler and keeps a class-balanced batch of it."""
 
     def __init__(self, num_classes: int, gen: torch.Generator, oversample: int = OVERSAMPLE):
-        self.num_classes, self.gen, self.oversample = num_classes, gen, oversample
+        self.num_classes, self.rng, self.oversample = num_classes, gen, oversample
 
     def indices(self, pseudo_labels: torch.Tensor, n: int) -> torch.Tensor:
         """``n`` indices into the candidates: a uniform class per slot, then a uniform member."""
         labels = pseudo_labels.cpu()
         present = labels.unique()
-        classes = present[torch.randint(0, len(present), (n,), generator=self.gen)]
+        classes = present[torch.randint(0, len(present), (n,), generator=self.rng)]
         out = torch.empty(n, dtype=torch.long)
         for c in present.tolist():
             slots = (classes == c).nonzero().flatten()
             members = (labels == c).nonzero().flatten()
-            out[slots] = members[torch.randint(0, len(members), (len(slots),), generator=self.gen)]
+            out[slots] = members[torch.randint(0, len(members), (len(slots),), generator=self.rng)]
         return out.to(pseudo_labels.device)
 
     def __call__(self, sample, teacher, n: int) -> torch.Tensor:

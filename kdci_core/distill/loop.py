@@ -232,7 +232,7 @@ class Distiller:
                 "scheduler": self.scheduler.state_dict(),
                 "plugin": self.plugin.state_dict() if self.plugin is not None else None,
                 "method": object_state(self.method), "rng": rng_state(),
-                "loop_rng": {"augment": self.augment.gen.get_state() if self.augment is not None else None,
+                "loop_rng": {"augment": self.augment.rng.get_state() if self.augment is not None else None,
                              "correction": self.correction_gen.get_state()},
                 "class_shares": self.reweighter.shares if self.reweighter is not None else None}
 
@@ -250,7 +250,7 @@ class Distiller:
         set_rng_state(state["rng"])
         loop_rng = state.get("loop_rng") or {}
         if self.augment is not None and loop_rng.get("augment") is not None:
-            self.augment.gen.set_state(loop_rng["augment"])
+            self.augment.rng.set_state(loop_rng["augment"])
         if loop_rng.get("correction") is not None:
             self.correction_gen.set_state(loop_rng["correction"])
         if self.reweighter is not None and state.get("class_shares") is not None:

@@ -80,8 +80,8 @@ class DFKDMethod:
 
     def __init__(self, ctx: MethodContext):
         self.ctx = ctx
-        self.p = self.resolve_params(ctx.params)
-        self.gen = torch.Generator(device="cpu").manual_seed(ctx.seed + 7919)
+        self.params = self.resolve_params(ctx.params)
+        self.rng = torch.Generator(device="cpu").manual_seed(ctx.seed + 7919)
 
     @classmethod
     def resolve_params(cls, overrides: dict) -> dict:
@@ -153,7 +153,7 @@ class DFKDMethod:
         raise NotImplementedError
 
     def _randint(self, high: int, n: int) -> torch.Tensor:
-        return torch.randint(0, high, (n,), generator=self.gen)
+        return torch.randint(0, high, (n,), generator=self.rng)
 
 
 def clip_images(x: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
@@ -195,10 +195,10 @@ class GenerationMethod(DFKDMethod):
 
     def pool_capacity(self) -> int:
         """How many synthetic images the student samples from (default: ``pool_size``)."""
-        return self.p["pool_size"]
+        return self.params["pool_size"]
 
     def refresh(self, step, student):
-        if step % self.p["synth_every"] != 0:
+        if step % self.params["synth_every"] != 0:
             return None
         batch = self.synthesize(student)
         self.pool.add(batch)
@@ -209,13 +209,13 @@ class GenerationMethod(DFKDMethod):
         raise NotImplementedError
 
     def sample(self, batch_size):
-        return self.pool.sample(batch_size, self.gen)
+        return self.pool.sample(batch_size, self.rng)
 
     def substitution_data(self):
         return self.pool.data
 
     def min_dictionary_samples(self):
-        return self.p["synth_batch"]
+        return self.params["synth_batch"]
 
     def clip(self, x: torch.Tensor) -> torch.Tensor:
         return clip_images(x, self.ctx.info)
@@ -231,11 +231,11 @@ class SamplingMethod(DFKDMethod):
         self.selected: torch.Tensor | None = None
 
     def sample(self, batch_size):
-        idx = torch.randint(0, len(self.selected), (batch_size,), generator=self.gen)
+        idx = torch.randint(0, len(self.selected), (batch_size,), generator=self.rng)
         return self.selected[idx.to(self.selected.device)]
 
     def substitution_data(self):
         return self.selected
 
     def min_dictionary_samples(self):
-        return self.p["n_select"]
+        return self.params["n_select"]

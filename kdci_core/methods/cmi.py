@@ -119,19 +119,19 @@ class CMI(GeneratorMethod):
         super().__init__(ctx)
         dim = sum(m.num_features for m in ctx.teacher.modules() if isinstance(m, nn.BatchNorm2d))
         self.head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(),
-                                  nn.Linear(dim, self.p["head_dim"])).to(ctx.device)
-        self.head_optimizer = torch.optim.Adam(self.head.parameters(), lr=self.p["lr_g"])
+                                  nn.Linear(dim, self.params["head_dim"])).to(ctx.device)
+        self.head_optimizer = torch.optim.Adam(self.head.parameters(), lr=self.params["lr_g"])
         self.bank = torch.zeros(0, 2 * dim, device=ctx.device)  # rows: [local | global] features
-        self.global_view = CropFlip(ctx.info, self.gen, flip=ctx.info.in_channels == 3)
+        self.global_view = CropFlip(ctx.info, self.rng, flip=ctx.info.in_channels == 3)
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(features), dim=1)
 
     def negatives(self) -> torch.Tensor:
         """Up to ``n_neg`` bank rows, drawn without replacement when the bank holds more."""
-        if len(self.bank) <= self.p["n_neg"]:
+        if len(self.bank) <= self.params["n_neg"]:
             return self.bank
-        idx = torch.randperm(len(self.bank), generator=self.gen)[:self.p["n_neg"]]
+        idx = torch.randperm(len(self.bank), generator=self.rng)[:self.params["n_neg"]]
         return self.bank[idx.to(self.bank.device)]
 
     def contrastive(self, f_global: torch.Tensor, f_local: torch.Tensor) -> torch.Tensor:
@@ -139,21 +139,21 @@ class CMI(GeneratorMethod):
         bank_local, bank_global = self.negatives().chunk(2, dim=1)
         anchors = self.project(torch.cat([f_local, bank_local]))
         positives = self.project(torch.cat([f_global, bank_global])).detach()
-        return info_nce(anchors, positives, self.p["cr_t"], len(f_local))
+        return info_nce(anchors, positives, self.params["cr_t"], len(f_local))
 
     def remember(self, features: torch.Tensor) -> None:
         """Push detached features into the FIFO memory bank (oldest dropped past ``bank_size``)."""
-        self.bank = torch.cat([self.bank, features.detach()])[-self.p["bank_size"]:] \
-            if self.p["bank_size"] else self.bank
+        self.bank = torch.cat([self.bank, features.detach()])[-self.params["bank_size"]:] \
+            if self.params["bank_size"] else self.bank
 
     def objective(self, x, targets, hooks, student):
         """All synthesis terms for images x; returns (total, weighted terms, [local|global] features)."""
-        p, flip = self.p, self.ctx.info.in_channels == 3
+        p, flip = self.params, self.ctx.info.in_channels == 3
         total, terms, _ = teacher_objectives(self.ctx.teacher, self.global_view(x), weights=p,
                                              hooks=hooks, targets=targets, student=student,
                                              adv="masked-kl")
         f_global = bn_features(hooks)
-        self.ctx.teacher(random_view(x, self.gen, scale=(p["crop_scale"], 1.0), flip=flip))
+        self.ctx.teacher(random_view(x, self.rng, scale=(p["crop_scale"], 1.0), flip=flip))
         f_local = bn_features(hooks)  # the hooks now hold the local view's BN inputs
         if p["cr"] > 0:
             terms["cr"] = p["cr"] * self.contrastive(f_global, f_local)
@@ -161,8 +161,8 @@ class CMI(GeneratorMethod):
         return total, terms, torch.cat([f_local, f_global], 1).detach()
 
     def synthesize(self, student):
-        p, n = self.p, self.p["synth_batch"]
-        reset_generator(self.generator, self.gen)  # CMI: a re-initialised generator every round
+        p, n = self.params, self.params["synth_batch"]
+        reset_generator(self.generator, self.rng)  # CMI: a re-initialised generator every round
         z = self.latent(n).requires_grad_(True)
         targets = self.targets(n)
         opt = torch.optim.Adam([{"params": self.generator.parameters()}, {"params": [z]}],

@@ -62,10 +62,10 @@ class DAFL(GeneratorMethod):
     ranges = {"g_steps": (0, 10_000)}  # 0: a random, untrained generator (ablation)
 
     def pool_capacity(self):
-        return self.p["synth_batch"]  # the student sees only G's newest batch
+        return self.params["synth_batch"]  # the student sees only G's newest batch
 
     def weights(self) -> dict:
-        return {k: self.p[k] for k in DAFL_TERMS}
+        return {k: self.params[k] for k in DAFL_TERMS}
 
     def generator_loss(self, z: torch.Tensor):
         """DAFL's generator objective on G(z): weighted oh + act + balance (teacher frozen);
@@ -77,7 +77,7 @@ class DAFL(GeneratorMethod):
     def synthesize(self, student):
         """``g_steps`` generator updates on fresh codes; the student trains on the batch of the
         last one (DAFL: one batch feeds the generator's and the student's update), detached."""
-        n, steps = self.p["synth_batch"], self.p["g_steps"]
+        n, steps = self.params["synth_batch"], self.params["g_steps"]
         self.generator.train()
         if steps == 0:
             with torch.no_grad():
@@ -94,7 +94,7 @@ class DAFL(GeneratorMethod):
         """The newest batch itself (shuffled); drawn with replacement only if more is asked for."""
         data = self.pool.data
         if batch_size <= len(data):
-            idx = torch.randperm(len(data), generator=self.gen)[:batch_size]
+            idx = torch.randperm(len(data), generator=self.rng)[:batch_size]
         else:
-            idx = torch.randint(0, len(data), (batch_size,), generator=self.gen)
+            idx = torch.randint(0, len(data), (batch_size,), generator=self.rng)
         return data[idx.to(data.device)]

@@ -50,16 +50,16 @@ class DeepInversion(GenerationMethod):
     }
 
     def synthesize(self, student):
-        ctx, p, info = self.ctx, self.p, self.ctx.info
+        ctx, p, info = self.ctx, self.params, self.ctx.info
         n = p["synth_batch"]
-        x = torch.randn(n, info.in_channels, info.image_size, info.image_size, generator=self.gen)
+        x = torch.randn(n, info.in_channels, info.image_size, info.image_size, generator=self.rng)
         x = x.to(ctx.device).requires_grad_(True)
         targets = self._randint(info.num_classes, n).to(ctx.device)
         opt = torch.optim.Adam([x], lr=p["lr_g"], betas=(0.5, 0.99))
         flip = info.in_channels == 3
         with bn_statistics(ctx.teacher) as hooks:
             for it in range(p["g_steps"]):
-                xj = jitter_flip(x, self.gen, flip=flip)
+                xj = jitter_flip(x, self.rng, flip=flip)
                 loss, _, _ = teacher_objectives(ctx.teacher, xj, weights=p, hooks=hooks,
                                                 targets=targets, student=student, adv="clamped-js",
                                                 prior_images=x)

@@ -74,16 +74,16 @@ class DFND(SamplingMethod):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        diag = self.p["noise_diag"] or (ctx.teacher_accuracy or 0.0) / 100.0
+        diag = self.params["noise_diag"] or (ctx.teacher_accuracy or 0.0) / 100.0
         self.noise = NoiseAdaptation(ctx.info.num_classes, min(diag, 0.999)).to(ctx.device)
-        self.noise_optimizer = torch.optim.Adam(self.noise.parameters(), lr=self.p["noise_lr"])
+        self.noise_optimizer = torch.optim.Adam(self.noise.parameters(), lr=self.params["noise_lr"])
         self.noise_optimizer.param_groups[0]["name"] = "noise_adaptation"
         self.selection_scores: torch.Tensor | None = None
 
     def prepare(self):
         self.selected, logits = load_and_select(
-            self.ctx, pool_size=self.p["pool_size"], n_select=self.p["n_select"],
-            balanced=self.p["balanced"], desc="dfnd: scoring the wild pool")
+            self.ctx, pool_size=self.params["pool_size"], n_select=self.params["n_select"],
+            balanced=self.params["balanced"], desc="dfnd: scoring the wild pool")
         self.selection_scores = self_cross_entropy(logits)
 
     def student_losses(self, x, s_hat, t, weights=None):
@@ -91,7 +91,7 @@ class DFND(SamplingMethod):
         adapted = self.noise(F.softmax(s_hat.float(), dim=1)).clamp_min(1e-8)
         nll = F.nll_loss(adapted.log(), noisy_labels, reduction="none")
         nll = nll.mean() if weights is None else (nll * weights).mean()
-        return {"noise": self.p["noise_weight"] * nll}
+        return {"noise": self.params["noise_weight"] * nll}
 
     def student_optimizers(self):
         return [self.noise_optimizer]

@@ -80,18 +80,18 @@ class Fast(GeneratorMethod):
     def __init__(self, ctx):
         super().__init__(ctx)
         for group in self.g_optimizer.param_groups:  # the meta-optimiser
-            group["lr"] = self.p["lr_g"] * self.p["g_steps"]
+            group["lr"] = self.params["lr_g"] * self.params["g_steps"]
         self.bn_state: list | None = None  # BN-momentum state carried from round to round
-        self.augment = CropFlip(ctx.info, self.gen, flip=ctx.info.in_channels == 3)
+        self.augment = CropFlip(ctx.info, self.rng, flip=ctx.info.in_channels == 3)
 
     def prepare(self):
         """Warm-up rounds: train the meta-generator and fill the pool before distillation."""
-        for r in range(self.p["warmup"]):
+        for r in range(self.params["warmup"]):
             self.pool.add(self.synthesize(None))
-            report(self.ctx.progress, r + 1, self.p["warmup"], "fast warm-up rounds")
+            report(self.ctx.progress, r + 1, self.params["warmup"], "fast warm-up rounds")
 
     def synthesize(self, student):
-        ctx, p = self.ctx, self.p
+        ctx, p = self.ctx, self.params
         if student is not None and p["reset_l0"] and self.rounds + 1 == p["reset_l0"]:
             self.reset_first_layers()
         n, fast_g = p["synth_batch"], copy.deepcopy(self.generator)
@@ -131,10 +131,10 @@ class Fast(GeneratorMethod):
     def meta_update(self, fast_g: nn.Module) -> None:
         """One step of the meta-optimiser: on the summed clone gradients (maml), or on
         ``reptile_scale`` * (meta - clone) (reptile)."""
-        if self.p["meta"] == "reptile":
+        if self.params["meta"] == "reptile":
             self.g_optimizer.zero_grad(set_to_none=True)
             for meta, fast in zip(self.generator.parameters(), fast_g.parameters()):
-                meta.grad = (meta.detach() - fast.detach()) * self.p["reptile_scale"]
+                meta.grad = (meta.detach() - fast.detach()) * self.params["reptile_scale"]
         self.g_optimizer.step()
         self.g_optimizer.zero_grad(set_to_none=True)
 
@@ -142,5 +142,5 @@ class Fast(GeneratorMethod):
         """The reference's reset_l0: the first Linear and BatchNorm weights N(0, 0.02), biases 0."""
         with torch.no_grad():
             for m in (self.generator.l1, self.generator.conv_blocks0):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=self.gen) * 0.02)
+                m.weight.copy_(torch.randn(m.weight.shape, generator=self.rng) * 0.02)
                 m.bias.zero_()

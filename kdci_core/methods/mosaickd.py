@@ -104,11 +104,11 @@ class MosaicKD(SamplingMethod):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        p, info = self.p, ctx.info
+        p, info = self.params, ctx.info
         if p["n_select"] > p["pool_size"]:
             raise InputError(f"mosaickd.n_select: expected at most pool_size={p['pool_size']}, "
                              f"found {p['n_select']}")
-        self.generator = new_generator(self.ctx, self.p, name="mosaickd")  # its own, 4 x ngf wide
+        self.generator = new_generator(self.ctx, self.params, name="mosaickd")  # its own, 4 x ngf wide
         self.discriminator = PatchDiscriminator(info.in_channels, p["ndf"]).to(ctx.device)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=p["lr_g"], betas=(0.5, 0.999))
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=p["lr_d"],
@@ -117,32 +117,32 @@ class MosaicKD(SamplingMethod):
         self.last_terms: dict = {}  # the last generator step's weighted terms (diagnostics)
 
     def prepare(self):
-        self.selected, _ = load_and_select(self.ctx, pool_size=self.p["pool_size"],
-                                           n_select=self.p["n_select"], score="entropy", least=True,
-                                           balanced=self.p["balanced"],
+        self.selected, _ = load_and_select(self.ctx, pool_size=self.params["pool_size"],
+                                           n_select=self.params["n_select"], score="entropy", least=True,
+                                           balanced=self.params["balanced"],
                                            desc="mosaickd: scoring the wild pool")
 
     def generate(self, n: int) -> torch.Tensor:
         """G(z), normalised (the generator's Sigmoid keeps it a valid image)."""
-        return self.generator(latent_codes(n, self.p["nz"], self.gen, self.ctx.device))
+        return self.generator(latent_codes(n, self.params["nz"], self.rng, self.ctx.device))
 
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """Real OOD patches -> 1, generated patches -> 0 (``fake`` is detached: D only), scaled
         by ``local`` as in the reference."""
         d = self.discriminator
-        return self.p["local"] * 0.5 * (patch_bce(d(real), True) + patch_bce(d(fake.detach()), False))
+        return self.params["local"] * 0.5 * (patch_bce(d(real), True) + patch_bce(d(fake.detach()), False))
 
     def generator_terms(self, fake: torch.Tensor, student: nn.Module) -> dict:
         """``local`` (fool D: generated patches -> 1) + the teacher terms align/balance/adv."""
         terms = {}
-        if self.p["local"] > 0:
-            terms["local"] = self.p["local"] * patch_bce(self.discriminator(fake), True)
-        _, teacher_terms, _ = teacher_objectives(self.ctx.teacher, fake, weights=self.p,
+        if self.params["local"] > 0:
+            terms["local"] = self.params["local"] * patch_bce(self.discriminator(fake), True)
+        _, teacher_terms, _ = teacher_objectives(self.ctx.teacher, fake, weights=self.params,
                                                  student=student, adv="kl", balance_base=2.0)
         return terms | teacher_terms
 
     def refresh(self, step, student):
-        p = self.p
+        p = self.params
         if step % p["synth_every"] != 0:
             return None
         self.generator.train()

@@ -32,7 +32,7 @@ class PlainKD(SamplingMethod):
     ranges = {"imbalance": (1.0, 1e6), "blur": (0.0, 32.0), "noise": (0.0, 10.0)}
 
     def prepare(self):
-        ctx, p = self.ctx, self.p
+        ctx, p = self.ctx, self.params
         shifted = p["imbalance"] > 1 or p["blur"] > 0 or p["noise"] > 0
         source = str(ctx.wild_data or "")
         if not shifted:

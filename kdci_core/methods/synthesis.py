@@ -122,15 +122,15 @@ class GeneratorMethod(GenerationMethod):
         info = ctx.info
         torch.manual_seed(ctx.seed)  # the generator's initial weights follow the run seed
         self.generator = self.new_generator()
-        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=self.p["lr_g"],
+        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=self.params["lr_g"],
                                             betas=self.generator_betas)
         self.shape = (info.in_channels, info.image_size, info.image_size)
 
     def new_generator(self) -> nn.Module:
-        return new_generator(self.ctx, self.p, self.generator_output)
+        return new_generator(self.ctx, self.params, self.generator_output)
 
     def latent(self, n: int) -> torch.Tensor:
-        return latent_codes(n, self.p["nz"], self.gen, self.ctx.device)
+        return latent_codes(n, self.params["nz"], self.rng, self.ctx.device)
 
     def targets(self, n: int) -> torch.Tensor:
         return self._randint(self.ctx.info.num_classes, n).to(self.ctx.device)

@@ -137,7 +137,7 @@ def test_rounds_reinitialise_generator_fill_bank_and_pool():
     assert len(m.pool) == 16 and m.sample(5).shape == (5, 1, 8, 8)
     d = _bn_dim(m.ctx.teacher)
     assert m.bank.shape == (12, 2 * d) and not m.bank.requires_grad  # FIFO: oldest 4 dropped
-    m.p["n_neg"] = 3
+    m.params["n_neg"] = 3
     assert m.negatives().shape == (3, 2 * d)
 
 

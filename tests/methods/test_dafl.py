@@ -88,7 +88,7 @@ def test_synthesis_takes_its_steps_through_generator_loss(monkeypatch):
     original = m.generator_loss
     monkeypatch.setattr(m, "generator_loss", lambda z: calls.append(len(z)) or original(z))
     m.synthesize(None)
-    assert calls == [m.p["synth_batch"]] * 2
+    assert calls == [m.params["synth_batch"]] * 2
 
 
 def test_gradients_reach_the_generator_only():
@@ -104,10 +104,10 @@ def test_gradients_reach_the_generator_only():
     m.g_optimizer.zero_grad(set_to_none=True)
     m.generator.eval()  # to recompute the step's batch exactly below
     m.generator.train = lambda mode=True: m.generator  # keep eval mode inside refresh
-    state = m.gen.get_state()
+    state = m.rng.get_state()
     batch = m.refresh(0, student)  # one Adam step; the student gets the batch of that step
     assert not batch.requires_grad and batch.shape == (16, 1, 8, 8)
-    m.gen.set_state(state)
+    m.rng.set_state(state)
     with torch.no_grad():
         replay = [p.detach().clone() for p in m.generator.parameters()]
         for p, b in zip(m.generator.parameters(), before):

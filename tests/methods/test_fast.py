@@ -88,7 +88,7 @@ def test_one_round_of_maml_matches_the_summed_inner_gradients():
 def test_round_shapes_pool_meta_change_and_gradients():
     m, student = _fast(), _student()
     before = [p.detach().clone() for p in m.generator.parameters()]
-    batches = [m.refresh(step, student) for step in range(m.p["synth_every"] + 1)]
+    batches = [m.refresh(step, student) for step in range(m.params["synth_every"] + 1)]
     assert sum(b is not None for b in batches) == 2 and len(m.pool) == 16  # steps 0 and synth_every
     batch = batches[0]
     assert tuple(batch.shape) == (8, 1, 8, 8) and not batch.requires_grad
@@ -107,7 +107,7 @@ def test_bn_momentum_state_carries_across_rounds():
     first_bn = next(x for x in m.ctx.teacher.modules() if isinstance(x, nn.BatchNorm2d))
     seen = []
     handle = first_bn.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].mean((0, 2, 3))))
-    m.refresh(1 * m.p["synth_every"], student)
+    m.refresh(1 * m.params["synth_every"], student)
     handle.remove()
     # the stored state is the last forward's statistics blended with the previous round's
     expected = 0.1 * seen[-1] + 0.9 * prev_mean
@@ -147,7 +147,7 @@ def test_reset_l0_reinitialises_the_first_layers_once_at_its_round():
     m, student = _fast(reset_l0=2, nz=64, ngf=16), _student()
     m.refresh(0, student)  # round 1: no reset
     l1 = m.generator.l1.weight.detach().clone()
-    m.refresh(m.p["synth_every"], student)  # round 2: reset before synthesising
+    m.refresh(m.params["synth_every"], student)  # round 2: reset before synthesising
     w = m.generator.l1.weight.detach()
     assert not torch.allclose(w, l1)
     # N(0, 0.02) then one meta step of lr_g * g_steps at most per coordinate
