@@ -22,7 +22,8 @@ import streamlit as st
 
 from app.shared import as_text, device, progress_bar, show_error
 from kdci_core.common.errors import InputError
-from kdci_core.figures.runs import curves_figure, gain_figure, short_id
+from kdci_core.diagnostics.projections import NAMES as PROJECTION_NAMES
+from kdci_core.figures.runs import X_AXES, Y_AXES, curves_figure, gain_figure, short_id
 from kdci_core.figures.students import predictions_figure
 from kdci_core.figures.sweep import parallel_figure
 from kdci_core.reports import (accuracy_columns, accuracy_table, compare_runs, config_tables, export_report,
@@ -33,11 +34,10 @@ from kdci_core.runs import RunStore
 from kdci_core.runs.collapse import COLLAPSE_SHARE, collapse_text
 from kdci_core.runs.configs import canonical_config
 
-PROJECTIONS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
-X_AXES = {"epoch": "epoch", "step": "step", "wall_time": "wall time"}
-Y_AXES = {"student_accuracy": "student accuracy", "loss": "training loss",
-          "compensated_accuracy": "compensated accuracy", "kdci_compensation": "KDCI compensation",
-          "kdci_attention_entropy": "attention entropy"}
+#: the Compare page's choices; their names live with the figures and projections that draw them
+COMPARE_METRICS = ("student_accuracy", "loss", "compensated_accuracy", "kdci_compensation",
+                   "kdci_attention_entropy")
+STUDENT_PROJECTIONS = ("tsne", "umap", "pca")  # t-SNE first: the students' features separate best
 DOWNLOADS = (("html", "HTML", "text/html"), ("json", "JSON", "application/json"),
              ("md", "Markdown", "text/markdown"))
 
@@ -194,8 +194,8 @@ def show_configs(comp) -> None:
 def show_curves(store: RunStore, comp) -> None:
     st.subheader("Training curves")
     c1, c2, c3 = st.columns(3)
-    y = c1.radio("Metric", list(Y_AXES), format_func=Y_AXES.get, horizontal=True, key="cmp_y")
-    x = c2.radio("x axis", list(X_AXES), format_func=X_AXES.get, horizontal=True, key="cmp_x")
+    y = c1.radio("Metric", COMPARE_METRICS, format_func=Y_AXES.get, horizontal=True, key="cmp_y")
+    x = c2.radio("x axis", list(X_AXES), format_func=lambda k: X_AXES[k][1], horizontal=True, key="cmp_x")
     smoothing = c3.slider("Smoothing (EMA)", 0.0, 0.99, 0.0, 0.01, key="cmp_smooth",
                           help="Exponential moving average, debiased, as in TensorBoard and W&B")
     series = [store.get(r.run_id).series() for r in comp.runs]
@@ -214,7 +214,7 @@ def show_students(store: RunStore, comp, dev: str) -> None:
     i = c1.selectbox("On/off pair", range(len(pairs)), key="cmp_pair",
                      format_func=lambda j: f"{pairs[j].method} · seed {pairs[j].seed} · "
                                            f"{short_id(pairs[j].on_id)} vs {short_id(pairs[j].off_id)}")
-    projection = c2.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
+    projection = c2.radio("Projection", STUDENT_PROJECTIONS, format_func=PROJECTION_NAMES.get, horizontal=True,
                           key="cmp_proj")
     pair = pairs[i]
     key = (pair.on_id, pair.off_id, projection)
