@@ -5,10 +5,51 @@ it with ``st.error``. The message names the file or field, what was expected and
 """
 
 import numbers
+import re
+
+#: the house style of a rejection, "FIELD: expected WHAT, found WHAT" (most messages follow it)
+_SHAPE = re.compile(r"(?s)(?P<field>[^:\n]+): expected (?P<expected>.+?), found (?P<found>.+)")
 
 
 class InputError(ValueError):
-    """Rejected user input (file, field, argument). Never carries a traceback to the user."""
+    """Rejected user input (file, field, argument). Never carries a traceback to the user.
+
+    It carries ``field`` (the flag, parameter or file at fault), ``expected`` and ``found``, so a
+    page can name its own widget instead of parsing the message: built from them
+    (``InputError(field="--k", expected="an integer", found="'abc'")``) or from a message in the
+    house style, which is split into them (a free-form message keeps ``field`` from its
+    "FIELD: ..." start when it has one, and ``expected``/``found`` None)."""
+
+    def __init__(self, message: str | None = None, *, field: str | None = None,
+                 expected: str | None = None, found: str | None = None):
+        if message is None:
+            if field is None:
+                raise TypeError("InputError needs a message or a field")
+            message = f"{field}: expected {expected}, found {found}" if expected is not None else field
+        super().__init__(message)
+        self.field, self.expected, self.found = field, expected, found
+        shaped = _SHAPE.fullmatch(str(message)) if field is None else None
+        if shaped:
+            self.field, self.expected, self.found = (shaped["field"].strip(), shaped["expected"].strip(),
+                                                     shaped["found"].strip())
+        elif field is None and ": " in str(message):
+            self.field = str(message).split(": ", 1)[0].strip()
+
+    @property
+    def detail(self) -> str:
+        """The message without its leading ``field:`` (what a page shows after its own label)."""
+        text = str(self)
+        prefix = f"{self.field}: " if self.field else ""
+        return text[len(prefix):] if prefix and text.startswith(prefix) else text
+
+    def __reduce__(self):  # survives pickling (Ray, multiprocessing) with its fields
+        return _rebuild, (type(self), str(self), self.field, self.expected, self.found)
+
+
+def _rebuild(cls, message, field, expected, found):
+    exc = cls(message)
+    exc.field, exc.expected, exc.found = field, expected, found
+    return exc
 
 
 class StorageError(InputError):
@@ -19,26 +60,26 @@ class StorageError(InputError):
 def check_range(name: str, value, *, low=None, high=None, integer: bool = False):
     """Return ``value`` if it lies in [low, high], else raise an InputError naming the field."""
     if integer and (isinstance(value, bool) or not float(value).is_integer()):
-        raise InputError(f"{name}: expected an integer, found {value!r}")
+        raise InputError(field=name, expected="an integer", found=repr(value))
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"{name}: expected a number, found {value!r}") from None
+        raise InputError(field=name, expected="a number", found=repr(value)) from None
     if v != v or v in (float("inf"), float("-inf")):
-        raise InputError(f"{name}: expected a finite number, found {value!r}")
+        raise InputError(field=name, expected="a finite number", found=repr(value))
     if (low is not None and v < low) or (high is not None and v > high):
         bounds = f"between {low} and {high}" if low is not None and high is not None else (
             f">= {low}" if low is not None else f"<= {high}")
-        raise InputError(f"{name}: expected a value {bounds}, found {value!r}")
+        raise InputError(field=name, expected=f"a value {bounds}", found=repr(value))
     return int(v) if integer else value
 
 
 def as_int(name: str, value) -> int:
     """Accept ints (and integral floats / numpy ints); reject bools, strings, fractions."""
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, numbers.Real)):
-        raise InputError(f"{name}: expected an integer, found {value!r}")
+        raise InputError(field=name, expected="an integer", found=repr(value))
     if isinstance(value, numbers.Integral):
         return int(value)
     if not float(value).is_integer():
-        raise InputError(f"{name}: expected an integer, found {value!r}")
+        raise InputError(field=name, expected="an integer", found=repr(value))
     return int(value)
