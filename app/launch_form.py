@@ -12,8 +12,10 @@ from dataclasses import replace
 
 import streamlit as st
 
+from app.arch_field import arch_select
 from app.shared import page_message as shared_page_message
 from app.shared import remember, remembered
+from app.teacher_choice import capabilities, unserved, with_teacher_input
 from kdci_core.common.allowed_paths import check_allowed
 from kdci_core.common.device import resolve_device
 from kdci_core.common.errors import InputError
@@ -24,7 +26,8 @@ from kdci_core.distill.corrections import CORRECTIONS
 from kdci_core.distill.presets import LOOP, PRESETS
 from kdci_core.kdci import ATTENTION_INPUTS
 from kdci_core.methods import METHODS
-from kdci_core.models import model_names
+from kdci_core.methods.needs import check_teacher_serves
+from kdci_core.teachers.input_spec import spec_of
 
 #: command-line flags -> the form's field names, so the engine's messages name what a user sees
 LABELS = {"--k": "K values", "--lr": "Learning rate", "--weight-decay": "Weight decay",
@@ -36,7 +39,11 @@ LABELS = {"--k": "K values", "--lr": "Learning rate", "--weight-decay": "Weight 
           "--dictionary-source": "Dictionary source", "--ablation": "Ablation", "--device": "Device",
           "--attn-init-gain": "Attention init gain", "--correction": "Shift correction",
           "--preset": "Preset", "--augment": "Augmentation", "--fusion": "Fusion",
-          "--kdci": "KDCI on/off", "--log-every": "Log every N steps"}
+          "--kdci": "KDCI on/off", "--log-every": "Log every N steps", "--method": "Methods",
+          "--image-size": "the Teacher page's 'Image size (px)'", "--in-channels": "the Teacher page's 'Channels'",
+          "--mean": "the Teacher page's 'Mean'", "--std": "the Teacher page's 'Std'"}
+#: the student field's default
+STUDENT = "lenet5_half"
 #: the form's fields kept between visits (their session keys)
 KEPT = ("runs_methods", "runs_on", "runs_off", "runs_preset", "runs_seeds", "runs_epochs", "runs_steps",
         "runs_student", "runs_batch", "runs_lr", "runs_wd", "runs_tau", "runs_ks", "runs_ablation",
@@ -123,12 +130,26 @@ def configs(base: DistillConfig, methods, kdci_settings, ks, seeds, params: dict
     return out
 
 
+def methods_field(container, cfg: DistillConfig) -> list[str]:
+    """The methods multiselect: the ones the teacher cannot serve (an ONNX black box: all but
+    DFND and plain KD; a network without BatchNorm: no DeepInv, Fast, CMI) are marked, their
+    reasons listed, and a launch with one of them is refused with that reason."""
+    names, refused = METHODS.names(), unserved(cfg)
+    default = ["deepinv"] if "deepinv" not in refused else [m for m in names if m not in refused][:1]
+    methods = container.multiselect(
+        "Methods", names, default=_d("runs_methods", default), key="runs_methods",
+        format_func=lambda m: f"{m} (not with this teacher)" if m in refused else m)
+    if refused:
+        container.caption("Not with this teacher: " + "; ".join(f"{m}: {why}" for m, why in refused.items()))
+    return methods
+
+
 def form(cfg: DistillConfig) -> list[DistillConfig] | None:
     """Draw the form; returns the validated configs when Launch was clicked (None otherwise)."""
     restore()
-    names = METHODS.names()
+    cfg = with_teacher_input(cfg)
     c1, c2, c3 = st.columns([3, 1, 1])
-    methods = c1.multiselect("Methods", names, default=_d("runs_methods", ["deepinv"]), key="runs_methods")
+    methods = methods_field(c1, cfg)
     on = c2.checkbox("KDCI on", _d("runs_on", True), key="runs_on")
     off = c3.checkbox("KDCI off", _d("runs_off", True), key="runs_off")
     preset = st.radio("Preset", list(PRESETS), horizontal=True, key="runs_preset", on_change=_preset_changed,
@@ -142,9 +163,9 @@ def form(cfg: DistillConfig) -> list[DistillConfig] | None:
     steps = int(c3.number_input("Steps per epoch", 1, 1_000_000, _d("runs_steps", loop["steps_per_epoch"]),
                                 key="runs_steps"))
     batch = int(c4.number_input("Batch size", 2, 65_536, _d("runs_batch", loop["batch_size"]), key="runs_batch"))
-    students = model_names()
-    student = c5.selectbox("Student", students, index=_d("runs_student", students.index("lenet5_half")),
-                           key="runs_student")
+    st.session_state.setdefault("runs_student", STUDENT)
+    with c5:
+        student = arch_select("Student", "runs_student", placeholder="choose or type a name")
     c1, c2, c3, c4 = st.columns(4)
     lr = c1.number_input("Learning rate", 0.0, 10.0, _d("runs_lr", None), format="%.4g", key="runs_lr",
                          placeholder="the preset's", help="empty or 0: the preset's (quick 0.01; paper "
@@ -205,9 +226,15 @@ def form(cfg: DistillConfig) -> list[DistillConfig] | None:
                        augment=None if augment == "dataset's" else augment, wild_data=wild_data,
                        dictionary_source=dict_src.strip() or None,
                        dictionary_source_arch=dict_arch.strip() or None, log_every=log_every)
+        if not student:
+            raise InputError("--student: expected an architecture, found none chosen")
+        caps = capabilities(cfg)
+        for method in methods if caps is not None else ():
+            check_teacher_serves(method, caps)
         cfgs = configs(base, methods, settings, ks, range(seeds), params)
         for c in cfgs:
             c.validate()
+        st.caption(f"Input of every run: {spec_of(base).describe()}.")
         resolve_device(cfg.device)  # the worker's device check, now: no 'launched, then failed'
     except (InputError, ValueError) as exc:
         st.error(page_message(str(exc)))

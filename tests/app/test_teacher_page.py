@@ -62,7 +62,7 @@ def test_upload_mode_without_file(app_run):
     at = app_run
     at.radio[0].set_value("Upload a checkpoint").run()
     assert not at.exception
-    assert [s.label for s in at.selectbox][:2] == ["Architecture", "Dataset"]
+    assert [s.label for s in at.selectbox][:3] == ["Architecture", "Dataset", "Channels"]
     assert at.info and "Upload a teacher file" in at.info[0].value
     # nothing uploaded: the pages keep the built-in teacher chosen before, never a stale upload
     assert at.session_state["teacher"]["source"] == "builtin"
@@ -184,14 +184,14 @@ def test_upload_limits_and_names(home):
 
 
 def _chosen_upload(home, name: str) -> str:
-    """A small lenet5 uploaded as ``name`` and remembered as the dashboard's teacher (what an
+    """A trained lenet5 (the built-in teacher's weights: a teacher near chance would wait for the
+    user's confirmation) uploaded as ``name`` and remembered as the dashboard's teacher (what an
     earlier session chose); returns its sha256."""
     from app.shared import remember
-    from kdci_core.models.weights import save_checkpoint
-    from kdci_core.teachers import remember_upload, save_upload
+    from kdci_core.teachers import builtin_teacher, builtin_teacher_path, remember_upload, save_upload
 
-    src = save_checkpoint(_small_teacher(), home / "src" / name)
-    path, digest = save_upload(name, src.read_bytes())
+    builtin_teacher()
+    path, digest = save_upload(name, builtin_teacher_path().read_bytes())
     record = {"source": "upload", "arch": "lenet5", "path": str(path), "num_classes": 10,
               "dataset": "digits", "data_root": None, "sha256": digest, "name": name}
     remember_upload(digest, record)
@@ -242,7 +242,7 @@ def test_page_errors_name_the_page_fields_not_cli_flags(home):
         at = AppTest.from_file(MAIN, default_timeout=300)
         at.run()
         assert not at.exception and not at.error, (at.exception, at.error)
-        arch, dataset = at.selectbox[0], at.selectbox[1]
+        arch, dataset = at.selectbox(key="teacher_arch"), at.selectbox(key="teacher_dataset")
         arch.set_value("wrn_16_1").run()  # a lenet5 file read as another architecture
         errors = [e.value for e in at.error]
         assert errors and "its layers match 'lenet5': choose that architecture" in errors[0], errors
