@@ -23,6 +23,10 @@ from kdci_core.runs import ACTIVE, RESUMABLE, RunStore, cancel, export_student, 
 from kdci_core.runs.collapse import COLLAPSE_SHARE, collapse_text, prediction_summary
 from kdci_core.runs.system import SYSTEM_METRICS
 from kdci_core.runs.table import format_seconds, table_rows
+from kdci_core.runs.worklog import PROGRESS_EVERY_S
+
+#: lines of worker.log the Log tab shows
+LOG_LINES = 200
 
 
 def _when(t) -> str:
@@ -106,12 +110,15 @@ def show(store: RunStore, run_id: str) -> None:
                       for t in summary.get("status_history", [])], hide_index=True,
                      key=f"detail_hist_{run_id}")
     with tabs[3]:
-        st.code(run.log_tail(60) or "(the worker has written nothing yet)", language="text")
+        st.caption(f"The worker's lines: its start, a resume's decision, every epoch (loss, student "
+                   f"accuracy), the method's long steps (at most one line per {PROGRESS_EVERY_S:.0f} s), "
+                   f"warnings and its end. The last {LOG_LINES} lines; the whole file is under Artefacts.")
+        st.code(run.log_tail(LOG_LINES) or "(the worker has written nothing yet)", language="text")
     with tabs[4]:
         files = run.artifacts()
         st.dataframe([{"file": f["name"], "KiB": round(f["bytes"] / 1024, 1)} for f in files],
                      hide_index=True, key=f"detail_files_{run_id}")
-        for name in ("student.safetensors", "result.json", "metrics.jsonl", "config.json"):
+        for name in ("student.safetensors", "result.json", "metrics.jsonl", "config.json", "worker.log"):
             if run.path(name).exists():
                 st.download_button(f"Download {name}", run.path(name).read_bytes(), file_name=f"{run_id}-{name}",
                                    key=f"detail_dl_{run_id}_{name}")

@@ -226,10 +226,12 @@ class ProgressBar:
     """A ``kdci_core`` progress callback drawing one Streamlit bar (at most ~100 redraws).
 
     ``lazy``: the bar appears at the first report, so a cached function that makes one shows
-    nothing when its result comes from the cache."""
+    nothing when its result comes from the cache. ``counts``: the text ends in ``done/total``
+    (steps, images); off for an action measured in stages' units (a projection), whose text
+    ends in its percentage."""
 
-    def __init__(self, text: str, *, lazy: bool = False):
-        self.text, self.bar, self.last = text, None, (None, -1)
+    def __init__(self, text: str, *, lazy: bool = False, counts: bool = True):
+        self.text, self.bar, self.last, self.counts = text, None, (None, -1), counts
         if not lazy:
             self._draw(0.0, text)
 
@@ -244,7 +246,8 @@ class ProgressBar:
         pct = int(100 * done / max(total, 1))
         if (desc, pct) != self.last:
             self.last = (desc, pct)
-            self._draw(min(max(pct, 0), 100) / 100, f"{desc}: {done}/{total}")
+            pct = min(max(pct, 0), 100)
+            self._draw(pct / 100, f"{desc}: {done}/{total}" if self.counts else f"{desc} ({pct}%)")
 
     def empty(self) -> None:
         if self.bar is not None:
@@ -253,10 +256,10 @@ class ProgressBar:
 
 
 @contextlib.contextmanager
-def progress_bar(text: str):
+def progress_bar(text: str, *, counts: bool = True):
     """A lazy :class:`ProgressBar` for the block (for the body of an ``st.cache_data``
     function), removed when the block ends, also on an error."""
-    bar = ProgressBar(text, lazy=True)
+    bar = ProgressBar(text, lazy=True, counts=counts)
     try:
         yield bar
     finally:

@@ -33,7 +33,9 @@ FIELDS = {"--k": "'K (prototypes)'", "--pca-dim": "'PCA components'", "pca_dim":
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def cached_projection(points, extra, method: str, seed: int):
-    with progress_bar(f"{PROJECTIONS[method]} of the teacher's logits…") as bar:  # only on a miss
+    # only on a miss; one bar over the projection's stages (UMAP: loading, neighbours, graph,
+    # layout epochs; a stage that reports nothing says its seconds), in percent
+    with progress_bar(f"{PROJECTIONS[method]} of the teacher's logits…", counts=False) as bar:
         return project(points, method, extra=extra, seed=seed, progress=bar)
 
 

@@ -13,7 +13,6 @@ result.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -21,6 +20,7 @@ import sys
 from importlib import import_module
 
 from ..common.errors import InputError
+from .common import Parser
 
 #: the subcommands, in the order ``--help`` lists them: (module of this package, one-line help).
 #: Only the module of the command given is imported, so ``kdci --help`` and ``kdci runs list``
@@ -39,7 +39,7 @@ COMMANDS = {
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser: every command named, only the one in ``argv`` (all, with None) built in full."""
-    p = argparse.ArgumentParser(prog="kdci", description="KDCI Studio engine: data-free "
+    p = Parser(prog="kdci", description="KDCI Studio engine: data-free "
                                 "distillation with causal intervention (also: python -m kdci_core).")
     sub = p.add_subparsers(dest="command", required=True)
     wanted = None if argv is None else next((a for a in argv if not a.startswith("-")), "")

@@ -16,6 +16,20 @@ def _fmt_ratio(value) -> str:
     return "inf" if value is None else f"{value:.2f}"
 
 
+def projection(result, method: str, progress) -> dict:
+    """The teacher's logits in 2-D with the prototypes in the same plane (the Confounder
+    dictionary page's view), with the projection's stages on the bar; the points for ``--json``."""
+    from ..diagnostics.projections import NAMES, project
+
+    proj = project(result.data.teacher_logits, method, extra=result.dictionary.prototypes,
+                   seed=result.config.seed, progress=progress)
+    progress.close()
+    print(f"{NAMES[method]} of {len(proj.points)} teacher logits and {len(proj.extra)} prototypes: "
+          + ("from the cache" if proj.cached else f"{proj.seconds:.1f} s"))
+    return {"method": method, "points": proj.points.tolist(), "prototypes": proj.extra.tolist(),
+            "labels": result.dictionary.labels.tolist(), "params": proj.params}
+
+
 def cmd_diagnose(args) -> int:
     from ..common.progress import TqdmProgress
     from ..diagnostics.diagnose import diagnose
@@ -50,21 +64,29 @@ def cmd_diagnose(args) -> int:
     if result.k_curve is not None:
         print(f"K curve over {result.k_curve.ks}: recommended K={result.k_curve.recommended_k} "
               f"({result.k_curve.rule})")
+    if args.projection:
+        out["projection"] = projection(result, args.projection, progress)
     write_json(args.json, out)
     return 0
 
 
 def add_parser(sub) -> None:
+    from .facts import load
+
     p: argparse.ArgumentParser = sub.add_parser(
         "diagnose", help="substitution data of a method: FID, class proportions, dictionary")
-    add_run_arguments(p)
+    add_run_arguments(p, load().choices)
     p.add_argument("--kdci", default="off", choices=("on", "off"),
                    help="KDCI during the collection loop (generation methods train a student meanwhile)")
     p.add_argument("--rounds", type=int, default=4,
                    help="synthesis rounds to collect (generation methods; sampling methods select once)")
     p.add_argument("--fid", default="auto", choices=("auto", "inception", "teacher", "none"),
                    help="feature extractor for FID: Inception when its weights are present, else the teacher")
-    p.add_argument("--inception-weights", help="pytorch-fid's pt_inception-2015-12-05 weights file")
+    p.add_argument("--inception-weights", help="pytorch-fid's pt_inception-2015-12-05 weights file "
+                   "(default: pytorch-fid's own file in the torch hub cache, when it is there)")
     p.add_argument("--max-reference", type=int, default=2000, help="test images in the FID reference")
     p.add_argument("--k-curve", action="store_true", help="also the K curve with a recommended K")
+    p.add_argument("--projection", choices=("pca", "tsne", "umap"), help="also the teacher's "
+                   "logits in 2-D with the prototypes (the dictionary page's view; in --json; "
+                   "default: none)")
     p.set_defaults(func=cmd_diagnose)

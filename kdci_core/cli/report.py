@@ -16,9 +16,11 @@ from .common import write_json
 
 def cmd_report(args) -> int:
     from ..common.device import resolve_device
+    from ..common.progress import TqdmProgress
     from ..reports import compare_runs, export_report
     from ..runs import RunStore
 
+    progress = TqdmProgress(enabled=not args.quiet)
     try:
         store = RunStore()
         out = Path(args.out)
@@ -26,10 +28,13 @@ def cmd_report(args) -> int:
             raise InputError(f"--out {args.out}: expected an .html file (the .json and .md go beside it)")
         comp = compare_runs(store, args.runs, args.by)  # rejects bad ids before anything is written
         paths = export_report(store, args.runs, out, include_students=not args.no_students, field=args.by,
-                              projection=args.projection, device=resolve_device(args.device))
+                              projection=args.projection, device=resolve_device(args.device),
+                              progress=progress)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        progress.close()
     for key, m in comp.gains.items():
         p = "n/a" if m.p_value is None else f"{m.p_value:.3g}"
         std = "" if m.std is None else f" ± {m.std:.2f}"
@@ -57,6 +62,9 @@ def add_parser(sub) -> None:
                         "ablation, k); runs pair when alike in every other field and the seed")
     p.add_argument("--projection", default="tsne", choices=("tsne", "umap", "pca"),
                    help="how the students' features are drawn in 2-D")
-    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="for the student views")
-    p.add_argument("--json", help="also write the comparison's JSON here")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                   help="where the student views' features are computed (auto: CUDA when available)")
+    p.add_argument("--json", metavar="OUT", help="also write the comparison's JSON to OUT ('-': "
+                   "stdout; default: none beyond the report's own .json)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_report)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from ..common.errors import InputError
-from .common import add_backend_arguments, reconciled_store, write_json
+from .common import add_backend_arguments, add_output_arguments, reconciled_store, write_json
 
 
 class _Terminated(BaseException):
@@ -155,51 +155,56 @@ def cmd_runs_resume(args) -> int:
 
 def add_parser(sub) -> None:
     w = sub.add_parser("worker", help="(internal) run one stored run in this process")
-    w.add_argument("run_id")
-    w.add_argument("--home")
-    w.add_argument("--resume", action="store_true")
-    w.add_argument("--slots", type=int, default=0)
-    w.add_argument("--backend", default="local")
+    w.add_argument("run_id", help="the stored run to execute")
+    w.add_argument("--home", help="the run store (default: $KDCI_HOME)")
+    w.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    w.add_argument("--slots", type=int, default=0, help="runs at once on this machine (0: no limit)")
+    w.add_argument("--backend", default="local", help="the backend that started the worker, recorded "
+                   "in the run's status")
     w.set_defaults(func=cmd_worker)
 
     runs = sub.add_parser("runs", help="list, show, cancel, resume, delete, tag or export runs").add_subparsers(
         dest="runs_command", required=True)
     ls = runs.add_parser("list", help="runs in the store, newest first")
-    ls.add_argument("--status")
-    ls.add_argument("--method")
-    ls.add_argument("--dataset")
-    ls.add_argument("--tag", help="only the runs with this tag (tags: the Runs page or `runs tag`)")
-    ls.add_argument("--sort", default="created_at")
-    ls.add_argument("--limit", type=int)
-    ls.add_argument("--json")
+    ls.add_argument("--status", help="only runs with this status: queued, running, finished, failed, "
+                    "cancelled (default: all)")
+    ls.add_argument("--method", help="only runs of this method (default: all)")
+    ls.add_argument("--dataset", help="only runs on this dataset (default: all)")
+    ls.add_argument("--tag", help="only the runs with this tag (tags: the Runs page or `runs tag`; "
+                    "default: all)")
+    ls.add_argument("--sort", default="created_at", help="the index column to sort by, newest or "
+                    "largest first (student_accuracy, method, seed, status...)")
+    ls.add_argument("--limit", type=int, metavar="N", help="at most N runs (default: all)")
+    add_output_arguments(ls)
     ls.set_defaults(func=cmd_runs_list)
     for name, func, helptext in (("show", cmd_runs_show, "one run: status, config, history, error"),
                                  ("cancel", cmd_runs_cancel, "stop a queued or running run")):
         p = runs.add_parser(name, help=helptext)
-        p.add_argument("run_id")
-        p.add_argument("--json")
+        p.add_argument("run_id", help="the run's id (or its name)")
+        add_output_arguments(p)
         p.set_defaults(func=func)
     dl = runs.add_parser("delete", help="remove a finished, failed or cancelled run (with --yes)")
-    dl.add_argument("run_id")
+    dl.add_argument("run_id", help="the run's id (or its name)")
     dl.add_argument("--yes", action="store_true", help="confirm: the run folder is removed")
-    dl.add_argument("--json")
+    add_output_arguments(dl)
     dl.set_defaults(func=cmd_runs_delete)
     tg = runs.add_parser("tag", help="set a run's tags and/or notes (shown and searchable in the run table)")
-    tg.add_argument("run_id")
-    tg.add_argument("--tags", help="comma-separated; replaces the run's tags ('' clears them)")
-    tg.add_argument("--notes", help="replaces the run's notes")
-    tg.add_argument("--json")
+    tg.add_argument("run_id", help="the run's id (or its name)")
+    tg.add_argument("--tags", help="comma-separated; replaces the run's tags ('' clears them; "
+                    "default: kept)")
+    tg.add_argument("--notes", help="replaces the run's notes (default: kept)")
+    add_output_arguments(tg)
     tg.set_defaults(func=cmd_runs_tag)
     ex = runs.add_parser("export", help="write runs' scalars as TensorBoard event files (tensorboard "
                                         "--logdir DIR shows them); needs the optional tensorboard package")
     ex.add_argument("--tensorboard", required=True, metavar="DIR",
                     help="the folder to write into: one event-file folder per run, DIR/RUN_ID")
     ex.add_argument("run_ids", nargs="+", metavar="RUN", help="run ids (or names) to export")
-    ex.add_argument("--json")
+    add_output_arguments(ex)
     ex.set_defaults(func=cmd_runs_export)
     rs = runs.add_parser("resume", help="continue a failed or cancelled run from its checkpoint")
-    rs.add_argument("run_id")
+    rs.add_argument("run_id", help="the run's id (or its name)")
     rs.add_argument("--inline", action="store_true", help="run it in this process (default: background)")
     add_backend_arguments(rs, default=None)
-    rs.add_argument("--json")
+    add_output_arguments(rs)
     rs.set_defaults(func=cmd_runs_resume)

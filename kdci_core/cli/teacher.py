@@ -6,7 +6,13 @@ from __future__ import annotations
 import argparse
 
 from ..common.errors import InputError
-from .common import add_input_arguments, write_json
+from .common import add_input_arguments, add_output_arguments, write_json
+
+
+def epoch_line(rec: dict) -> str:
+    """One epoch of teacher training for people (what ``teacher train`` prints on stderr)."""
+    return (f"epoch {rec['epoch']:>3}/{rec['epochs']}  loss {rec['loss']:.4f}  train accuracy "
+            f"{rec['accuracy']:6.2f}%  ({rec['seconds']:.1f} s)")
 
 
 def cmd_train(args) -> int:
@@ -15,11 +21,15 @@ def cmd_train(args) -> int:
     from ..teachers import train_teacher
 
     progress = TqdmProgress(enabled=not args.quiet)
+    say = None if args.quiet else progress.write
+    if say:
+        say(f"loading {args.dataset}...")
     summary = train_teacher(args.dataset, args.arch, epochs=args.epochs, out=args.out,
                             data_root=args.data_root, seed=args.seed, lr=args.lr,
                             batch_size=args.batch_size, device=resolve_device(args.device),
                             progress=progress, image_size=args.image_size,
-                            in_channels=args.in_channels)
+                            in_channels=args.in_channels, on_start=say,
+                            on_epoch=say and (lambda rec: say(epoch_line(rec))))
     progress.close()
     print(f"trained {args.arch} on {args.dataset}: test accuracy {summary['test_accuracy']:.2f}% "
           f"({summary['parameters']:,} parameters) -> {args.out}")
@@ -94,26 +104,29 @@ def _inspect_onnx(args, data, device):
 
 def add_parser(sub) -> None:
     from ..common.device import DEVICE_CHOICES
+    from ..data import dataset_names
 
+    datasets = ", ".join(dataset_names())
     teacher = sub.add_parser("teacher", help="train or inspect a teacher").add_subparsers(
         dest="teacher_command", required=True)
     tr: argparse.ArgumentParser = teacher.add_parser("train", help="train a teacher on a labelled dataset")
-    tr.add_argument("--dataset", required=True)
-    tr.add_argument("--data-root")
-    tr.add_argument("--arch", required=True)
-    tr.add_argument("--epochs", type=int, required=True)
+    tr.add_argument("--dataset", required=True, metavar="NAME", help=f"the labelled dataset: {datasets}")
+    tr.add_argument("--data-root", metavar="DIR", help="the dataset's folder (default: none: digits "
+                    "is embedded; fashion-mnist falls back to /usr/share/datasets/fashion-mnist)")
+    tr.add_argument("--arch", required=True, help="the architecture: a zoo name, tv:NAME or timm:NAME")
+    tr.add_argument("--epochs", type=int, required=True, help="passes over the training split")
     tr.add_argument("--out", required=True, help=".safetensors (with metadata), .pt or .pth")
     tr.add_argument("--image-size", type=int, metavar="PX",
                     help="train at this square size (default: the dataset's); recorded in the "
                          "file's metadata (a .pt/.pth: a sidecar JSON), which runs then follow")
     tr.add_argument("--in-channels", type=int, choices=(1, 3),
                     help="train on 1 or 3 channels (default: the dataset's)")
-    tr.add_argument("--lr", type=float, default=0.05)
-    tr.add_argument("--batch-size", type=int, default=128)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    tr.add_argument("--json")
-    tr.add_argument("--quiet", action="store_true")
+    tr.add_argument("--lr", type=float, default=0.05, help="peak SGD learning rate (one-cycle schedule)")
+    tr.add_argument("--batch-size", type=int, default=128, help="images per step")
+    tr.add_argument("--seed", type=int, default=0, help="random seed (initialisation, order, augmentation)")
+    tr.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                    help="auto: CUDA when available, else the CPU")
+    add_output_arguments(tr, quiet="no progress bar, no per-epoch lines: only the final line")
     tr.set_defaults(func=cmd_train)
 
     ins = teacher.add_parser("inspect", help="load a teacher file safely, validate, score it")
@@ -126,9 +139,12 @@ def add_parser(sub) -> None:
     ins.add_argument("--num-classes", type=int,
                      help="the checkpoint's class count (default: its final layer's; an .onnx "
                      "file's graph gives it)")
-    ins.add_argument("--dataset")
-    ins.add_argument("--data-root")
+    ins.add_argument("--dataset", metavar="NAME", help=f"score the teacher on this dataset's test "
+                     f"split: {datasets} (default: none, no score)")
+    ins.add_argument("--data-root", metavar="DIR", help="the dataset's folder (default: none: digits "
+                     "is embedded; fashion-mnist falls back to /usr/share/datasets/fashion-mnist)")
     add_input_arguments(ins)
-    ins.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    ins.add_argument("--json")
+    ins.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                     help="auto: CUDA when available, else the CPU")
+    add_output_arguments(ins)
     ins.set_defaults(func=cmd_inspect)

@@ -6,19 +6,24 @@ inputs, in process (LRU) and on disk under ``kdci_home()/cache/projections``: re
 run's page costs nothing. BLAS/OpenMP run on one thread, as for the dictionary: sklearn's
 t-SNE was 2-25x slower with 2 OpenMP threads on a busy 2-core machine.
 
-Progress is one bar over the real stages: UMAP's layout epochs come from umap-learn's own
-progress bar (its ``tqdm_kwds``, read through a stream), scikit-learn's t-SNE reports no
-iterations, so its fit is one stage.
+Progress is one bar over the real stages. UMAP runs in stages of its own: loading umap-learn,
+the nearest neighbours (scikit-learn, exact, in chunks: each reported; 5-10x faster than
+umap-learn's own for under 4,096 rows), then umap-learn's fit from them (``precomputed_knn``):
+the fuzzy graph and initialisation, said with their seconds (a first fit compiles numba code),
+and the layout's epochs, read from umap-learn's own bar (``tqdm_kwds``). scikit-learn's t-SNE
+reports no iterations: its fit is one stage, said with its seconds (``Stages.during``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import numbers
 import os
 import re
+import sys
 import time
 import warnings
 from collections import OrderedDict
@@ -32,13 +37,13 @@ from kdci_core.common.errors import InputError
 from kdci_core.common.jsonio import temp_path
 from kdci_core.common.paths import kdci_home
 from kdci_core.common.progress import Progress, report
-from kdci_core.diagnostics.stages import Stages
+from kdci_core.diagnostics.stages import Relay, Stages
 
 METHODS = ("pca", "tsne", "umap")
 NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 #: Results kept in memory (a few MB at most: N x 2 float64 each).
 MEMORY_ENTRIES = 32
-_VERSION = 1  # bump when a method's output changes, to orphan old disk entries
+_VERSION = 2  # bump when a method's output changes, to orphan old disk entries
 _MEMORY: OrderedDict[str, tuple[np.ndarray, np.ndarray | None, dict]] = OrderedDict()
 
 
@@ -175,9 +180,7 @@ class _TqdmStream:
         found = self._COUNT.findall(text or "")
         if found:
             done, total = map(int, found[-1])
-            # a process's first UMAP compiles numba code: the graph ~30 s, the epoch ~5 s
-            self.callback(done, total, "UMAP: optimising the layout" + (
-                " (a process's first UMAP compiles its epoch code first)" if done == 0 else ""))
+            self.callback(done, total, "UMAP: optimising the layout")
         return len(text or "")
 
     def flush(self) -> None:
@@ -189,45 +192,96 @@ def umap_epochs(n_rows: int) -> int:
     return 500 if n_rows <= 10_000 else 200
 
 
+#: rows of one nearest-neighbour query (one progress step)
+KNN_CHUNK = 512
+
+
+def umap_units(n_rows: int, loaded: bool) -> dict:
+    """Progress units of UMAP's stages: the layout's epochs, and a fifth of them for each stage
+    before it (loading umap-learn when this process has not, the neighbours, the fuzzy graph
+    with the spectral initialisation)."""
+    epochs = umap_epochs(n_rows)
+    return {"load": 0 if loaded else epochs // 5, "neighbours": epochs // 5, "graph": epochs // 5,
+            "layout": epochs}
+
+
+def _load_umap(stages: Stages, units: int):
+    """umap-learn, imported in its own stage when this process has not yet (2-20 s: numba)."""
+    if units:
+        stages.start("UMAP: loading umap-learn (a first load compiles numba code: up to a minute)", units)
+    try:
+        return sys.modules.get("umap") or stages.during(lambda: importlib.import_module("umap"))
+    except ImportError:
+        raise InputError("method: 'umap' needs the package umap-learn, which is not "
+                         "installed (pip install umap-learn)") from None
+
+
+def _neighbours(data: np.ndarray, k: int, stages: Stages, units: int, what: str):
+    """Each row's ``k`` nearest rows (itself first) and their distances, exact, by scikit-learn in
+    chunks of rows, each a progress step: what umap-learn computes before its graph (for under
+    4,096 rows by calling a numba metric once per pair: ~10 s for 2,000 rows)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    index = NearestNeighbors(n_neighbors=k).fit(data)
+    step = stages.inner(f"UMAP: nearest neighbours of {what}", units)
+    chunks = max(1, -(-len(data) // KNN_CHUNK))
+    dists, idx = [], []
+    for i in range(chunks):
+        d, j = index.kneighbors(data[i * KNN_CHUNK:(i + 1) * KNN_CHUNK])
+        dists.append(d)
+        idx.append(j)
+        if step is not None:
+            step(i + 1, chunks)
+    return np.vstack(idx).astype(np.int32), np.vstack(dists).astype(np.float32)
+
+
+def _umap(data: np.ndarray, n_neighbors: int, seed: int, stages: Stages, what: str) -> np.ndarray:
+    """UMAP in stages: loading umap-learn, the neighbours (ours, reported), then umap-learn's fit
+    from them (``precomputed_knn``): its graph and initialisation (said with their seconds), its
+    layout's epochs (its own bar, read through ``tqdm_kwds``)."""
+    units = umap_units(len(data), "umap" in sys.modules)
+    umap = _load_umap(stages, units["load"])
+    knn = _neighbours(data, n_neighbors, stages, units["neighbours"], what)
+    stages.start("UMAP: fuzzy graph and spectral initialisation (a process's first UMAP also "
+                 "compiles numba code: up to a minute)", units["graph"])
+    layout, relay = stages.inner("UMAP: optimising the layout", units["layout"]), Relay()
+    kwargs = {}
+    if layout is not None:
+        kwargs["tqdm_kwds"] = {"disable": False, "file": _TqdmStream(relay), "bar_format": "{n}/{total}",
+                               "mininterval": 0.2}
+    model = umap.UMAP(n_components=2, n_neighbors=n_neighbors, random_state=seed, precomputed_knn=knn,
+                      force_approximation_algorithm=True, **kwargs)
+    return stages.during(lambda: model.fit_transform(data), relay=relay, then=layout)
+
+
 def _joint(x: np.ndarray, extra: np.ndarray | None, method: str, params: dict, seed: int,
            stages: Stages):
     """t-SNE / UMAP of the points and the extra rows together, split after."""
     data = x if extra is None else np.vstack([x, extra])
     total = data.shape[0]
     what = f"{len(x)} points" + ("" if extra is None else f" and {len(extra)} prototypes together")
-    kwargs = {}
-    if method == "tsne":
-        from sklearn.manifold import TSNE
-
-        want = params["perplexity"]
-        use = min(want, (total - 1) / 3)
-        if use < want:
-            params["note"] = (f"perplexity {want:g} clamped to {use:.3g} = (N+M-1)/3 for "
-                              f"{total} points")
-        params["perplexity_used"] = use
-        model = TSNE(n_components=2, init="pca", perplexity=use, random_state=seed)
-        stages.start(f"t-SNE: fitting {what} (scikit-learn reports no iterations)")
-    else:
-        try:
-            import umap
-        except ImportError:
-            raise InputError("method: 'umap' needs the package umap-learn, which is not "
-                             "installed (pip install umap-learn)") from None
-        want = params["n_neighbors"]
-        use = min(want, total - 1)
-        if use < want:
-            params["note"] = f"n_neighbors {want} clamped to {use} = N+M-1 for {total} points"
-        params["n_neighbors_used"] = use
-        stages.start(f"UMAP: neighbour graph of {what} (a process's first UMAP also compiles "
-                     "numba code: up to a minute)")
-        layout = stages.inner("UMAP: optimising the layout", umap_epochs(total))
-        if layout is not None:
-            kwargs["tqdm_kwds"] = {"disable": False, "file": _TqdmStream(layout),
-                                   "bar_format": "{n}/{total}", "mininterval": 0.2}
-        model = umap.UMAP(n_components=2, n_neighbors=use, random_state=seed, **kwargs)
     with warnings.catch_warnings():  # UMAP: "n_jobs overridden by random_state", spectral init
         warnings.simplefilter("ignore")
-        emb = np.asarray(model.fit_transform(data), dtype=np.float64)
+        if method == "tsne":
+            from sklearn.manifold import TSNE
+
+            want = params["perplexity"]
+            use = min(want, (total - 1) / 3)
+            if use < want:
+                params["note"] = (f"perplexity {want:g} clamped to {use:.3g} = (N+M-1)/3 for "
+                                  f"{total} points")
+            params["perplexity_used"] = use
+            model = TSNE(n_components=2, init="pca", perplexity=use, random_state=seed)
+            stages.start(f"t-SNE: fitting {what} (scikit-learn reports no iterations)")
+            emb = stages.during(lambda: model.fit_transform(data))
+        else:
+            want = params["n_neighbors"]
+            use = min(want, total - 1)
+            if use < want:
+                params["note"] = f"n_neighbors {want} clamped to {use} = N+M-1 for {total} points"
+            params["n_neighbors_used"] = use
+            emb = _umap(data, use, seed, stages, what)
+    emb = np.asarray(emb, dtype=np.float64)
     n = x.shape[0]
     return emb[:n], (None if extra is None else emb[n:])
 
@@ -271,7 +325,8 @@ def project(points, method: str = "pca", *, extra=None, seed: int = 0,
         return Projection(points=pts.copy(), extra=None if ex is None else ex.copy(),
                           method=method, seconds=0.0, cached=True, params=dict(used))
     rows = len(x) + (0 if ext is None else len(ext))
-    fit_units = {"pca": 1 + (ext is not None), "tsne": 1, "umap": 1 + umap_epochs(rows)}[method]
+    fit_units = {"pca": 1 + (ext is not None), "tsne": 1,
+                 "umap": sum(umap_units(rows, "umap" in sys.modules).values())}[method]
     stages = Stages(progress, fit_units + int(cache))
     t0 = time.perf_counter()
     xf = x.astype(np.float64)

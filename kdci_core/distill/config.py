@@ -22,6 +22,20 @@ from .params import typed_params
 from .presets import TABLE1_STUDENT, preset_defaults
 
 
+#: the fields checked alone by their range: (low, high, integer). ``validate`` reads it, and the
+#: command line's cached check of a detached run (``cli/admit.py``) reads the same table
+RANGES = {"k": (1, 100_000, True), "attn_init_gain": (0.0, 1000.0, False), "pca_dim": (1, 4096, True),
+          "epochs": (1, 100_000, True), "steps_per_epoch": (1, 1_000_000, True),
+          "batch_size": (2, 65_536, True), "lr": (1e-8, 10.0, False), "weight_decay": (0.0, 1.0, False),
+          "kdci_weight_decay": (0.0, 1.0, False), "tau": (0.05, 100.0, False), "attn_dim": (1, 4096, True),
+          "seed": (0, 2**31 - 1, True), "log_every": (0, 1_000_000, True)}
+
+
+def flag(name: str) -> str:
+    """A field's command-line flag, the name its errors use: ``steps_per_epoch`` -> ``--steps-per-epoch``."""
+    return f"--{name.replace('_', '-')}"
+
+
 #: what a config stored before presets (release 0.1) meant by the fields it did not have
 LEGACY = {"weight_decay": 5e-4, "augment": "none"}
 #: what a config stored before step-level metrics meant (its run logged per epoch only)
@@ -102,33 +116,33 @@ class DistillConfig:
                 and not is_onnx_path(self.dictionary_source):
             raise InputError("--dictionary-source and --dictionary-source-arch go together: give both or neither")
         if self.k is not None and self.k != "auto":
-            self.k = check_range("--k", self.k, low=1, high=100_000, integer=True)
+            self._ranged("k")
         self.check_input_fields()
         if self.attn_input not in ATTENTION_INPUTS:
             raise InputError(f"--attn-input: expected one of {', '.join(ATTENTION_INPUTS)}, found {self.attn_input!r}")
-        check_range("--attn-init-gain", self.attn_init_gain, low=0.0, high=1000.0)
+        self._ranged("attn_init_gain")
         if self.correction not in CORRECTIONS:
             raise InputError(f"--correction: expected one of {', '.join(CORRECTIONS)}, found {self.correction!r}")
         if self.pca_dim is not None:
-            self.pca_dim = check_range("--pca-dim", self.pca_dim, low=1, high=4096, integer=True)
-        self.epochs = check_range("--epochs", self.epochs, low=1, high=100_000, integer=True)
-        self.steps_per_epoch = check_range("--steps-per-epoch", self.steps_per_epoch, low=1,
-                                           high=1_000_000, integer=True)
-        self.batch_size = check_range("--batch-size", self.batch_size, low=2, high=65_536, integer=True)
-        check_range("--lr", self.lr, low=1e-8, high=10.0)
-        check_range("--weight-decay", self.weight_decay, low=0.0, high=1.0)
-        check_range("--kdci-weight-decay", self.kdci_weight_decay, low=0.0, high=1.0)
+            self._ranged("pca_dim")
+        for name in ("epochs", "steps_per_epoch", "batch_size", "lr", "weight_decay", "kdci_weight_decay"):
+            self._ranged(name)
         if self.augment is not None and self.augment not in AUGMENTATIONS:
             raise InputError(f"--augment: expected one of {', '.join(AUGMENTATIONS)}, found {self.augment!r}")
         if self.tau is not None:
-            check_range("--tau", self.tau, low=0.05, high=100.0)
-        self.attn_dim = check_range("--attn-dim", self.attn_dim, low=1, high=4096, integer=True)
-        self.seed = check_range("--seed", self.seed, low=0, high=2**31 - 1, integer=True)
-        self.log_every = check_range("--log-every", self.log_every, low=0, high=1_000_000, integer=True)
+            self._ranged("tau")
+        for name in ("attn_dim", "seed", "log_every"):
+            self._ranged(name)
         # each parameter as its declared type (params.py), then unknown keys, ranges, choices
         self.method_params = typed_params(method, self.method_params)
         check_dependent(self, method, resources=resources)  # K vs samples; steps vs free memory
         return self
+
+    def _ranged(self, name: str) -> None:
+        """Check field ``name`` against :data:`RANGES` (an integer field is stored as an int)."""
+        low, high, integer = RANGES[name]
+        setattr(self, name, check_range(flag(name), getattr(self, name), low=low, high=high,
+                                        integer=integer))
 
     def check_input_fields(self) -> None:
         """``--image-size``, ``--in-channels``, ``--mean``, ``--std``: each alone, then with the
@@ -207,7 +221,7 @@ def command_line(config: dict) -> list[str]:
     argv = ["python", "-m", "kdci_core", "distill"]
     for name in _VALUE_FLAGS:
         if cfg[name] is not None:
-            argv += [f"--{name.replace('_', '-')}", str(cfg[name])]
+            argv += [flag(name), str(cfg[name])]
     for name in ("mean", "std"):
         if cfg[name] is not None:
             argv += [f"--{name}", *(repr(float(v)) for v in cfg[name])]

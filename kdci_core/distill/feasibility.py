@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..common.errors import InputError
 from ..models.sources import is_known
 from ..teachers.builtin import BUILTIN_ARCH
-from .memory import check_memory
+from .memory import check_memory, step_estimates
 
 
 def dictionary_samples(method_cls, params: dict) -> tuple[int, str, str]:
@@ -35,11 +35,18 @@ def check_k(cfg, method_cls, params: dict) -> None:
                          f"from ({setting} {n}); give --k {n} or less, or a larger {setting}")
 
 
+def resource_steps(cfg, method_cls, params: dict | None = None) -> list[tuple[str, int, int, str]]:
+    """The run's steps with their memory per image (``memory.step_estimates``); none for a
+    teacher of an unknown architecture (its loading names the problem)."""
+    params = method_cls.resolve_params(cfg.method_params) if params is None else params
+    teacher_arch = BUILTIN_ARCH if cfg.teacher == "builtin" else cfg.teacher_arch
+    return step_estimates(cfg, method_cls, params, teacher_arch) if is_known(teacher_arch) else []
+
+
 def check_dependent(cfg, method_cls, *, resources: bool = True) -> None:
     """Every check across settings; ``cfg`` validated field by field already; ``resources``:
     also the memory estimate against this machine's free memory."""
     params = method_cls.resolve_params(cfg.method_params)
     check_k(cfg, method_cls, params)
-    teacher_arch = BUILTIN_ARCH if cfg.teacher == "builtin" else cfg.teacher_arch
-    if resources and is_known(teacher_arch):  # an unknown one: the teacher's loading names the problem
-        check_memory(cfg, method_cls, params, teacher_arch)
+    if resources:
+        check_memory(cfg, resource_steps(cfg, method_cls, params))

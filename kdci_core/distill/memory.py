@@ -23,11 +23,11 @@ this machine's: a run sent to a Ray cluster may land on a machine with more or l
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import torch
 
 from ..common.errors import InputError
+from ..common.meminfo import available_bytes
 from ..models import build_generator, build_model
 from ..teachers.input_spec import spec_of
 
@@ -117,26 +117,22 @@ def free_memory(device: str) -> tuple[int, str] | None:
             return None
         free, _ = torch.cuda.mem_get_info(torch.device(device))
         return int(free), f"free on {device}"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024, "available (/proc/meminfo)"
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    available = available_bytes()
+    return None if available is None else (available, "available (/proc/meminfo)")
 
 
 def _gb(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def check_memory(cfg, method_cls, params: dict, teacher_arch: str) -> None:
-    """Refuse a run whose largest step cannot fit in ``USABLE`` of the free memory."""
+def check_memory(cfg, steps: list[tuple[str, int, int, str]]) -> None:
+    """Refuse a run whose largest step (``steps``: :func:`step_estimates`) cannot fit in
+    ``USABLE`` of the free memory."""
     free = free_memory(cfg.device)
     if free is None:
         return
     budget = free[0] * USABLE
-    for what, batch, per, setting in step_estimates(cfg, method_cls, params, teacher_arch):
+    for what, batch, per, setting in steps:
         if batch * per > budget:
             raise InputError(
                 f"{setting}: {batch} images do not fit: {what} needs about {_gb(batch * per)} "

@@ -19,6 +19,7 @@ from .integrity import CHECKPOINT, checkpoint_problem
 from .monitor import reconcile
 from .status import QUEUED, RESUMABLE, StatusConflict
 from .store import Run, RunStore
+from .submit import submit_new
 from .worker import execute
 
 
@@ -26,12 +27,7 @@ def launch(cfgs: list[DistillConfig], backend: Backend, *, names: list[str | Non
     """Validate every config first (nothing starts if one is bad), then create and submit runs."""
     for cfg in cfgs:
         cfg.validate()
-    ids = []
-    for cfg, name in zip(cfgs, names or [None] * len(cfgs)):
-        run = backend.store.create(cfg.to_dict(), name=name)
-        backend.submit(run)
-        ids.append(run.run_id)
-    return ids
+    return submit_new(backend, [cfg.to_dict() for cfg in cfgs], names)
 
 
 def launch_grid(base: DistillConfig, backend: Backend, *, methods=None, kdci=(True, False),

@@ -9,7 +9,6 @@ line without its checkpoint, never a silent restart from step 0.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -26,6 +25,7 @@ from .integrity import CHECKPOINT
 from .status import RUNNING
 from .store import Run
 from .system import SystemMetrics
+from .worklog import LogLines, worker_log_line  # noqa: F401  (worker_log_line: its home before)
 
 STUDENT = "student.safetensors"
 HEARTBEAT_S = 1.0
@@ -168,7 +168,7 @@ def save_figures(run: Run) -> None:
 def recorders(run: Run) -> list[Callback]:
     """Every callback that records a run, in commit order."""
     return [CancelCheck(run), LiveProgress(run), StepRecorder(run), SystemMetrics(), EpochRecorder(run),
-            ResultRecorder(run), FigureRecorder(run)]
+            LogLines(run), ResultRecorder(run), FigureRecorder(run)]
 
 
 class Heartbeat(threading.Thread):
@@ -198,13 +198,3 @@ class Heartbeat(threading.Thread):
     def __exit__(self, *exc) -> None:
         self.stop()
         self.join(timeout=5)  # no beat after the worker's end (nor a temporary of one)
-
-
-def worker_log_line(run: Run, text: str) -> None:
-    """One timestamped line in the run's ``worker.log`` (what the worker decided, for a reader);
-    best effort: a disk with no room for it does not stop the worker."""
-    try:
-        with open(run.path("worker.log"), "a") as f:
-            f.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}] {text}\n")
-    except OSError:
-        pass

@@ -29,7 +29,8 @@ from ..common.errors import InputError, StorageError
 from ..common.progress import Progress
 from ..distill import Callback, DistillConfig, Distiller, StepProgress, load_state
 from . import reserve
-from .recorder import CHECKPOINT, CancelCheck, Cancelled, Heartbeat, recorders, worker_log_line
+from .recorder import CHECKPOINT, CancelCheck, Cancelled, Heartbeat, recorders
+from .worklog import ProgressLog, warnings_logged, worker_log_line
 from .status import ACTIVE, CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, StatusConflict
 from .queue import live_ahead
 from .store import Run, RunStore
@@ -111,7 +112,10 @@ def execute(run: Run, *, home: Path | None = None, resume: bool = False, slots: 
         except StatusConflict as exc:
             worker_log_line(run, f"worker {os.getpid()} not started: {exc}")
             return None
-        return _work(run, home, resume, slots, progress, callbacks, distiller)
+        worker_log_line(run, f"worker {os.getpid()} on {socket.gethostname()} ({backend}): "
+                             + (f"waiting for one of {slots} slots" if slots else "starting"))
+        with warnings_logged(run, echo=backend != "local"):  # a local worker's stderr is the log
+            return _work(run, home, resume, slots, progress, callbacks, distiller)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -131,8 +135,9 @@ def _work(run: Run, home: Path, resume: bool, slots: int | None, progress: Progr
                 run.set_status(RUNNING, expect=(QUEUED,), pid=os.getpid(), error=None, traceback=None,
                                resumed_from_step=state["step"] if state else None, started_at=time.time(),
                                restarted_from_scratch=bool(resume and state is None))
+            worker_log_line(run, "running: loading the data and the teacher, preparing the method")
             records = recorders(run)
-            checked = next(cb for cb in records if isinstance(cb, CancelCheck)).wrap(progress)
+            checked = next(cb for cb in records if isinstance(cb, CancelCheck)).wrap(ProgressLog(run, progress))
             if distiller is None:
                 distiller = Distiller(DistillConfig.from_dict(run.config()), progress=checked)
             else:
@@ -163,6 +168,7 @@ def _end(run: Run, status: str, **fields) -> None:
     """Leave the run ``status``. A newer status (a cancel, the monitor's verdict) is kept; a
     status the disk refuses (full) goes into the run's reserve, over bytes it already has, for
     the monitor to apply, and into ``worker.log`` when there is room."""
+    worker_log_line(run, status + (f": {fields['error']}" if fields.get("error") else ""))
     try:
         run.set_status(status, expect=ACTIVE, pid=None, **fields)
     except StatusConflict as exc:

@@ -149,7 +149,8 @@ def test_progress_reported():
     plain = []
     project(x, "tsne", cache=False, progress=lambda *a: plain.append(a))
     check_progress(plain)
-    assert plain[0][2].startswith("t-SNE: fitting 30 points") and len({c[2] for c in plain}) == 2
+    assert plain[0][2].startswith("t-SNE: fitting 30 points")
+    assert len({c[2].split(" · ")[0] for c in plain}) == 2  # fitting (with its seconds), done
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -180,15 +181,22 @@ def test_umap_missing_is_an_input_error(monkeypatch):
 
 
 def test_umap():
-    """One function: UMAP's first call in a process pays a numba compile (~10-20 s)."""
-    x, labels, centres = mixture()
-    calls = []
+    """UMAP in stages, each on the bar: loading umap-learn (when this process has not), the
+    nearest neighbours chunk by chunk, the graph, the layout's epochs (umap-learn's own bar).
+    One function: UMAP's first call in a process pays a numba compile (~10-20 s)."""
+    x, labels, centres = mixture(n=proj.KNN_CHUNK + 150)
+    rows, calls = len(x) + 3, []
+    units = proj.umap_units(rows, "umap" in sys.modules)
     p = project(x, "umap", extra=centres, seed=0, progress=lambda *a: calls.append(a))
-    check_layout(p, 150, 3)
-    check_progress(calls)  # umap-learn's own epoch bar, read through its tqdm_kwds
-    assert calls[0][1] == 1 + proj.umap_epochs(153) + 1
-    layout = [c[0] for c in calls if c[2].startswith("UMAP: optimising the layout")]
-    assert len(set(layout)) > 2 and max(layout) >= proj.umap_epochs(153)
+    check_layout(p, len(x), 3)
+    check_progress(calls)
+    assert calls[0][1] == sum(units.values()) + 1  # + the cache write
+    stage = lambda c: c[2].split(" · ")[0]  # noqa: E731  (a silent stage's seconds follow " · ")
+    neighbours = [c[0] for c in calls if stage(c).startswith("UMAP: nearest neighbours of")]
+    assert len(set(neighbours)) == 2  # two chunks of rows, each reported
+    assert any(stage(c).startswith("UMAP: fuzzy graph") for c in calls)
+    layout = [c[0] for c in calls if stage(c) == "UMAP: optimising the layout"]
+    assert len(set(layout)) > 2 and max(layout) >= sum(units.values()) - 1
     assert nearest_cluster_of_extra(p, labels) == [0, 1, 2]
     assert p.params["n_neighbors_used"] == 15 and "note" not in p.params
     again = project(x, "umap", extra=centres, seed=0)

@@ -181,3 +181,37 @@ def test_cli_teacher_train_and_inspect(tmp_path, capsys):
     assert main(["teacher", "inspect", str(out), "--arch", "lenet5_half", "--num-classes", "7"]) == 2
     err = capsys.readouterr().err
     assert "expected 7 classes" in err and "Traceback" not in err
+
+
+def test_cli_teacher_train_says_every_epoch_with_its_loss_and_accuracy(tmp_path, capfd):
+    """Issue 22: ``teacher train`` printed nothing for 2 minutes, then one line. It now says what
+    it trains, then one line per epoch (loss, training accuracy) on stderr, and its bar (on a
+    terminal) carries the last epoch's numbers; ``--quiet`` leaves only the final line."""
+    out, js = tmp_path / "t.safetensors", tmp_path / "train.json"
+    assert main(["teacher", "train", "--dataset", "digits", "--arch", "lenet5_half", "--epochs", "2",
+                 "--out", str(out), "--json", str(js)]) == 0
+    stdout, stderr = capfd.readouterr()
+    assert "training lenet5_half" in stderr and "2 epoch(s) x 12 steps of 128" in stderr
+    epochs = [line for line in stderr.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/2", "2/2"]
+    assert all("loss " in line and "train accuracy" in line and "%" in line for line in epochs)
+    history = json.loads(js.read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and all(0 <= h["accuracy"] <= 100 for h in history)
+    assert stdout.startswith("trained lenet5_half on digits")
+    assert main(["teacher", "train", "--dataset", "digits", "--arch", "lenet5_half", "--epochs", "1",
+                 "--out", str(out), "--quiet"]) == 0
+    stdout, stderr = capfd.readouterr()
+    assert stderr == "" and stdout.startswith("trained lenet5_half")
+
+
+def test_teacher_training_reports_each_epochs_numbers_to_its_progress(tmp_path):
+    from kdci_core.teachers import train_teacher
+
+    calls, records = [], []
+    train_teacher("digits", "lenet5_half", epochs=2, out=tmp_path / "t.safetensors", device=torch.device("cpu"),
+                  progress=lambda *a: calls.append(a), on_epoch=records.append)
+    steps = [c for c in calls if c[2].startswith("teacher training (epoch")]
+    assert {c[1] for c in steps} == {24} and [c[0] for c in steps] == list(range(1, 25))
+    second = [c[2] for c in steps if c[2].startswith("teacher training (epoch 2/2")]
+    assert second and all(f"loss {records[0]['loss']:.3f}, acc {records[0]['accuracy']:.1f}%" in d for d in second)
+    assert [r["epoch"] for r in records] == [1, 2]
