@@ -205,9 +205,7 @@ def form(cfg: DistillConfig) -> list[DistillConfig] | None:
                        augment=None if augment == "dataset's" else augment, wild_data=wild_data,
                        dictionary_source=dict_src.strip() or None,
                        dictionary_source_arch=dict_arch.strip() or None, log_every=log_every)
-        cfgs = configs(base, methods, settings, ks, range(seeds), params)
-        for c in cfgs:
-            c.validate()
+        cfgs = [c.resolve() for c in configs(base, methods, settings, ks, range(seeds), params)]
         resolve_device(cfg.device)  # the worker's device check, now: no 'launched, then failed'
     except (InputError, ValueError) as exc:
         st.error(page_message(str(exc)))
