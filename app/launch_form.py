@@ -231,9 +231,7 @@ def form(cfg: DistillConfig) -> list[DistillConfig] | None:
         caps = capabilities(cfg)
         for method in methods if caps is not None else ():
             check_teacher_serves(method, caps)
-        cfgs = configs(base, methods, settings, ks, range(seeds), params)
-        for c in cfgs:
-            c.validate()
+        cfgs = [c.resolve() for c in configs(base, methods, settings, ks, range(seeds), params)]
         st.caption(f"Input of every run: {spec_of(base).describe()}.")
         resolve_device(cfg.device)  # the worker's device check, now: no 'launched, then failed'
     except (InputError, ValueError) as exc:

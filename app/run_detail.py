@@ -21,7 +21,7 @@ from kdci_core.kdci import inert_reason
 from kdci_core.models.export import FORMATS, SUFFIXES
 from kdci_core.runs import ACTIVE, RESUMABLE, RunStore, cancel, export_student, resume
 from kdci_core.runs.collapse import COLLAPSE_SHARE, collapse_text, prediction_summary
-from kdci_core.runs.system import SYSTEM_METRICS
+from kdci_core.common.system import SYSTEM_METRICS
 from kdci_core.runs.table import format_seconds, table_rows
 from kdci_core.runs.worklog import PROGRESS_EVERY_S
 

@@ -33,7 +33,7 @@ def main() -> None:
             t0 = time.time()
             res = Distiller(DistillConfig(method=method, kdci=False, epochs=epochs, steps_per_epoch=steps,
                                           seed=seed)).fit()
-            rows.append({"method": method, "seed": seed, "accuracy": res["student_accuracy"],
+            rows.append({"method": method, "seed": seed, "accuracy": res.student_accuracy,
                          "seconds": time.time() - t0})
             print(f"  {method} seed {seed}: {rows[-1]['accuracy']:.2f}% in {rows[-1]['seconds']:.1f} s", flush=True)
     print(f"\n{epochs} x {steps} steps, KDCI off, digits (built-in teacher); {machine()}")

@@ -46,7 +46,7 @@ def finished_runs() -> tuple:
         for seed in (0, 1):
             for kdci in (True, False):
                 cfg = tiny_config(kdci=kdci, seed=seed, **RUN_OPTS)
-                result = run_inline(cfg, store=store)
+                result = run_inline(cfg, store=store).to_json()
                 assert result["student_accuracy"] > LEFT_CHANCE, (
                     f"a shared run's student did not leave chance: {result['student_accuracy']:.1f}%")
                 ids[(kdci, seed)] = result["run_id"]

@@ -133,7 +133,7 @@ def validated(args, facts: Facts):
     from .common import config_from_args
 
     with warnings.catch_warnings(record=True) as caught:  # the filters as they are: no library noise
-        cfg = config_from_args(args).validate()
+        cfg = config_from_args(args).resolve()
     said = list(dict.fromkeys(str(w.message) for w in caught))
     for text in said:
         print(f"warning: {text}", file=sys.stderr)

@@ -14,9 +14,9 @@ def epoch_lines(write):
     from ..distill import Callback
 
     class EpochLines(Callback):
-        def on_epoch_end(self, rec: dict) -> None:
-            write(f"epoch {rec['epoch']:>3}  step {rec['step']:>6}  loss {rec['loss']:.4f}  "
-                  f"student {rec['student_accuracy']:.2f}%")
+        def on_epoch_end(self, rec) -> None:
+            write(f"epoch {rec.epoch:>3}  step {rec.step:>6}  loss {rec.loss:.4f}  "
+                  f"student {rec.student_accuracy:.2f}%")
     return EpochLines()
 
 
@@ -50,14 +50,15 @@ def cmd_distill(args) -> int:
     from ..runs import run_inline
 
     progress = TqdmProgress(enabled=not args.quiet)
-    result = run_inline(cfg, progress=progress, callbacks=[] if args.quiet else [epoch_lines(progress.write)],
-                        run_name=args.name)
+    done = run_inline(cfg, progress=progress, callbacks=[] if args.quiet else [epoch_lines(progress.write)],
+                      run_name=args.name)
     progress.close()
-    print(f"run {result['run_id']}: {cfg.method} kdci={args.kdci} teacher {result['teacher_accuracy']:.2f}% "
-          f"student {result['student_accuracy']:.2f}% ({result['wall_time_s']:.1f} s, "
-          f"peak {result['peak_memory_mb']:.0f} MB, {result['device']})")
-    print(f"input: {input_line(result.get('input_spec'))}")
-    write_json(args.json, result)
+    r = done.result
+    print(f"run {done.run_id}: {cfg.method} kdci={args.kdci} teacher {r.teacher_accuracy:.2f}% "
+          f"student {r.student_accuracy:.2f}% ({r.wall_time_s:.1f} s, "
+          f"peak {r.peak_memory_mb:.0f} MB, {r.device})")
+    print(f"input: {input_line(r.input_spec)}")
+    write_json(args.json, done.to_json())
     return 0
 
 

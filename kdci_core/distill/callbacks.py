@@ -16,20 +16,26 @@ Events, in the order a fit sees them:
   callback that needs numbers every step pays for it; most should use ``on_log``);
 - ``on_log(record)``: every ``log_every`` steps (a config field; 0: never), the window's mean of
   each loss term with ``step``, fractional ``epoch``, ``wall_time_s`` and ``lr``;
-- ``on_epoch_end(record)``: the epoch's record (``epoch``, ``step``, ``student_accuracy``,
-  ``wall_time_s``, ``lr`` and the epoch's mean of each loss term), already in the history;
+- ``on_epoch_end(record)``: the epoch's :class:`~.records.EpochRecord` (``epoch``, ``step``,
+  ``student_accuracy``, ``wall_time_s``, ``lr``, each loss term's epoch mean in ``losses``, KDCI's
+  telemetry, the system metrics), already in the history;
 - ``on_checkpoint(state)``: right after ``on_epoch_end``, the resumable training state after
   that epoch (see :mod:`kdci_core.distill.state`); saving it is a callback's business;
-- ``on_fit_end(result)``: once, with the run's result.
+- ``on_fit_end(result)``: once, with the run's :class:`~.records.FitResult`.
+
+Records and results are frozen: a callback reads them and keeps what it needs elsewhere.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import torch
 
 from ..common.progress import Progress, report
+
+if TYPE_CHECKING:
+    from .records import EpochRecord, FitResult
 
 EVENTS = ("on_fit_start", "on_substitution", "on_step_end", "on_log", "on_epoch_end", "on_checkpoint",
           "on_fit_end")
@@ -53,14 +59,14 @@ class Callback:
     def on_log(self, record: dict) -> None:
         """The loss terms' means over the last ``log_every`` steps."""
 
-    def on_epoch_end(self, record: dict) -> None:
+    def on_epoch_end(self, record: "EpochRecord") -> None:
         """The epoch's evaluation record (also appended to the loop's history)."""
 
     def on_checkpoint(self, state: dict) -> None:
         """The resumable state after the epoch just ended."""
 
-    def on_fit_end(self, result: dict) -> None:
-        """The run's result (the ``distill --json`` dict)."""
+    def on_fit_end(self, result: "FitResult") -> None:
+        """The run's result (``result.to_json()`` is the ``distill --json`` dict)."""
 
 
 class CallbackList:

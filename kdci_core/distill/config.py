@@ -6,6 +6,8 @@ live in ``method_params`` (overrides of the method's own documented defaults).
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import asdict, dataclass, field, fields
 
 from ..common.errors import InputError, check_range
@@ -84,12 +86,20 @@ class DistillConfig:
     log_every: int = 10                   # loss metrics every N student steps (0: per epoch only)
     method_params: dict = field(default_factory=dict)
 
-    def validate(self, *, resources: bool = True) -> "DistillConfig":
-        """Check every field, then the settings that depend on each other (K, memory), and fill
-        the ones left unset from the preset (idempotent); an InputError names the first problem.
-        ``resources=False`` skips the memory estimate against this machine's free memory: a
-        worker starting a run that was accepted when it was created (other runs may hold memory
-        now; the check is for the person launching, not a reason to fail a queued run)."""
+    def resolve(self, *, resources: bool = True) -> "DistillConfig":
+        """A new, complete config: every field checked, then the settings that depend on each
+        other (K, memory), the ones left unset filled from the preset; the caller's object is left
+        as it was (idempotent: resolving a resolved config gives an equal one). An InputError
+        names the first problem. ``resources=False`` skips the memory estimate against this
+        machine's free memory: a worker starting a run that was accepted when it was created
+        (other runs may hold memory now; the check is for the person launching, not a reason to
+        fail a queued run)."""
+        resolved = copy.deepcopy(self)
+        resolved._check_and_fill(resources)
+        return resolved
+
+    def _check_and_fill(self, resources: bool) -> None:
+        """:meth:`resolve`'s work, on the copy it owns."""
         method = METHODS.get(self.method)  # unknown method -> InputError listing the six
         self.apply_preset(method)
         check_arch(self.student, "--student")  # a zoo name, tv:NAME or timm:NAME
@@ -136,7 +146,6 @@ class DistillConfig:
         # each parameter as its declared type (params.py), then unknown keys, ranges, choices
         self.method_params = typed_params(method, self.method_params)
         check_dependent(self, method, resources=resources)  # K vs samples; steps vs free memory
-        return self
 
     def _ranged(self, name: str) -> None:
         """Check field ``name`` against :data:`RANGES` (an integer field is stored as an int)."""

@@ -1,4 +1,4 @@
-"""Settings that are each valid alone but not together, checked by ``DistillConfig.validate``
+"""Settings that are each valid alone but not together, checked by ``DistillConfig.resolve``
 before a run exists (``--dry-run``, ``--detach``, the Runs page's launch, the worker): KDCI's K
 against the samples each dictionary is built from, and the largest step against free memory."""
 

@@ -24,6 +24,7 @@ from ..common.device import (autocast, peak_memory_mb, reset_peak_memory, resolv
                              seed_everything)
 from ..common.errors import InputError
 from ..common.progress import Progress
+from ..common.system import SystemSampler
 from ..data.augment import student_augmentation
 from ..kdci import KDCIPlugin, inert_reason, kdci_telemetry
 from ..kdci.telemetry import compensated_predictions
@@ -39,6 +40,7 @@ from .callbacks import Callback, CallbackList
 from .config import DistillConfig
 from .corrections import BalancedResampler, ClassReweighter
 from .meters import LossMeans
+from .records import EpochRecord, FitResult
 from .state import load_object_state, object_state, rng_state, set_rng_state
 
 
@@ -60,7 +62,7 @@ class Distiller:
 
     def __init__(self, cfg: DistillConfig, *, progress: Progress = None,
                  callbacks: Iterable[Callback] = ()):
-        self.cfg = cfg.validate(resources=False)  # memory was checked when the run was created
+        self.cfg = cfg = cfg.resolve(resources=False)  # memory was checked when the run was created
         self.progress = progress
         self.callbacks = CallbackList(callbacks)
         self.device = resolve_device(cfg.device)
@@ -225,9 +227,10 @@ class Distiller:
         return record
 
     # --- resumable state ---------------------------------------------------------------------
-    def training_state(self, step: int, elapsed: float, history: list[dict]) -> dict:
-        """Everything needed to continue after ``step`` student steps (see :mod:`.state`)."""
-        return {"step": step, "elapsed": elapsed, "history": history,
+    def training_state(self, step: int, elapsed: float, history: list[EpochRecord]) -> dict:
+        """Everything needed to continue after ``step`` student steps (see :mod:`.state`); the
+        history as its JSON lines (what a resume rewrites ``metrics.jsonl`` from)."""
+        return {"step": step, "elapsed": elapsed, "history": [r.to_json() for r in history],
                 "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "plugin": self.plugin.state_dict() if self.plugin is not None else None,
@@ -267,8 +270,8 @@ class Distiller:
             self.new_substitution(0, data)
 
     def fit(self, *, resume: dict | None = None, callbacks: Iterable[Callback] = (),
-            max_steps: int | None = None) -> dict:
-        """Distil and return the result; ``resume`` continues from a :meth:`training_state`.
+            max_steps: int | None = None) -> FitResult:
+        """Distil and return the result (built whole here; callbacks read it, never add to it); ``resume`` continues from a :meth:`training_state`.
 
         ``callbacks`` join the Distiller's own for this fit. The loop ends after the planned
         ``epochs x steps_per_epoch`` steps, at global step ``max_steps`` if that comes first,
@@ -279,16 +282,17 @@ class Distiller:
         finally:
             self.callbacks = outer
 
-    def _fit(self, resume: dict | None, max_steps: int | None) -> dict:
+    def _fit(self, resume: dict | None, max_steps: int | None) -> FitResult:
         cfg, info, cbs = self.cfg, self.info, self.callbacks
         started = time.time()
         reset_peak_memory(self.device)
         teacher_eval = self.teacher_eval
         start, history = 0, []
+        system = SystemSampler(self.device)
         cbs.dispatch("on_fit_start", self)
         if resume is not None:
             self.restore(resume)
-            start, history = resume["step"], list(resume["history"])
+            start, history = resume["step"], [EpochRecord.from_json(r) for r in resume["history"]]
             started -= resume["elapsed"]
         else:
             self.prepare()
@@ -308,42 +312,41 @@ class Distiller:
             if (step + 1) % cfg.steps_per_epoch == 0:
                 test_logits = predict_logits(self.student, self.data.test.images, device=self.device)
                 ev = evaluate_logits(test_logits, self.data.test.labels, num_classes=info.num_classes)
-                record = {"epoch": (step + 1) // cfg.steps_per_epoch, "step": step + 1,
-                          "student_accuracy": ev.accuracy, "wall_time_s": time.time() - started,
-                          "lr": self.scheduler.get_last_lr()[0], **epoch_terms.pop(step),
-                          **self.kdci_record(test_logits)}
+                record = EpochRecord(epoch=(step + 1) // cfg.steps_per_epoch, step=step + 1,
+                                     student_accuracy=ev.accuracy, wall_time_s=time.time() - started,
+                                     lr=self.scheduler.get_last_lr()[0], losses=epoch_terms.pop(step),
+                                     kdci=self.kdci_record(test_logits), system=system.sample())
                 history.append(record)
                 cbs.dispatch("on_epoch_end", record)
                 cbs.dispatch("on_checkpoint", self.training_state(step + 1, time.time() - started, history))
         final = evaluate(self.student, self.data.test, num_classes=info.num_classes, device=self.device)
-        result = {
-            "method": cfg.method, "kdci": cfg.kdci, "dataset": cfg.dataset,
-            "teacher_arch": self.teacher.arch, "student_arch": cfg.student, "seed": cfg.seed,
-            "device": str(self.device), "teacher_accuracy": teacher_eval.accuracy,
-            "teacher_sha256": self.teacher.sha256,
-            "student_accuracy": final.accuracy, "per_class_accuracy": final.per_class,
-            # the final student's predictions per class: a collapsed student shows in them
-            "prediction_counts": torch.bincount(torch.as_tensor(final.predictions),
-                                                minlength=info.num_classes).tolist(),
-            "class_names": [str(c) for c in info.class_names],
-            "history": history, "wall_time_s": time.time() - started, "resumed_from_step": start or None,
-            "peak_memory_mb": peak_memory_mb(self.device), "k": self.k if cfg.kdci else None,
-            "tau": self.tau, "student_parameters": parameter_count(self.student),
-            "teacher_parameters": self.teacher.parameter_count, "config": cfg.to_dict(),
-            "augment": cfg.augment or info.augment, "optimizer": self.optimizer_summary(),
-            "input_spec": self.input_spec.to_dict(),
-            "compiled": {"student": self.student_forward.active, "teacher": self.teacher_forward.active,
-                         "fallback": self.student_forward.fallback_reason or self.teacher_forward.fallback_reason}
-            if cfg.compile else None,
-        }
+        dictionary = telemetry = None
         if self.plugin is not None:
             d = self.plugin.dictionary
-            result["dictionary"] = {"k": int(d.prototypes.shape[0]),
-                                    "proportions": d.proportions.tolist(),
-                                    "rebuilds": int(self.plugin.rebuild_count)}
-            result["k"] = self.plugin.k  # the K in use (chosen by the K curve under --k auto)
+            dictionary = {"k": int(d.prototypes.shape[0]), "proportions": d.proportions.tolist(),
+                          "rebuilds": int(self.plugin.rebuild_count)}
             last = self.kdci_record(predict_logits(self.student, self.data.test.images, device=self.device))
-            result["kdci_telemetry"] = last | {"inert_reason": inert_reason(last)}
+            telemetry = last | {"inert_reason": inert_reason(last)}
+        result = FitResult(
+            method=cfg.method, kdci=cfg.kdci, dataset=cfg.dataset, teacher_arch=self.teacher.arch,
+            student_arch=cfg.student, seed=cfg.seed, device=str(self.device),
+            teacher_accuracy=teacher_eval.accuracy, teacher_sha256=self.teacher.sha256,
+            student_accuracy=final.accuracy, per_class_accuracy=final.per_class,
+            prediction_counts=torch.bincount(torch.as_tensor(final.predictions),
+                                             minlength=info.num_classes).tolist(),
+            class_names=[str(c) for c in info.class_names], history=tuple(history),
+            wall_time_s=time.time() - started, resumed_from_step=start or None,
+            peak_memory_mb=peak_memory_mb(self.device),
+            # the K in use (chosen by the K curve under --k auto)
+            k=(self.plugin.k if self.plugin is not None else self.k) if cfg.kdci else None,
+            tau=self.tau, student_parameters=parameter_count(self.student),
+            teacher_parameters=self.teacher.parameter_count, config=cfg.to_dict(),
+            augment=cfg.augment or info.augment, optimizer=self.optimizer_summary(),
+            input_spec=self.input_spec.to_dict(),
+            compiled={"student": self.student_forward.active, "teacher": self.teacher_forward.active,
+                      "fallback": self.student_forward.fallback_reason or self.teacher_forward.fallback_reason}
+            if cfg.compile else None,
+            dictionary=dictionary, kdci_telemetry=telemetry)
         cbs.dispatch("on_fit_end", result)
         return result
 

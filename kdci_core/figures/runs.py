@@ -26,7 +26,7 @@ Y_AXES = {"student_accuracy": "student test accuracy (%)", "loss": "training los
           "kdci_compensation": "KDCI compensation / logit spread",
           "kdci_attention_entropy": "attention entropy / log K'",
           "kdci_prototypes_used": "prototypes in use",
-          # system metrics per epoch (runs.system)
+          # system metrics per epoch (common.system)
           "cpu_percent": "process CPU (% of one core)", "rss_mb": "resident memory (MB)",
           "rss_peak_mb": "peak resident memory (MB)", "cuda_allocated_mb": "CUDA memory allocated (MB)",
           "cuda_peak_mb": "CUDA memory peak (MB)"}

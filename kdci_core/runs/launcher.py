@@ -8,15 +8,16 @@ heartbeats and checkpoints carry on.
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 from ..common.errors import InputError
 from ..common.progress import Progress
-from ..distill import Callback, DistillConfig, Distiller
+from ..distill import Callback, DistillConfig, Distiller, FitResult
 from .backends import Backend, get_backend
 from .integrity import CHECKPOINT, checkpoint_problem
 from .monitor import reconcile
+from .recorder import stored_result
 from .status import QUEUED, RESUMABLE, StatusConflict
 from .store import Run, RunStore
 from .submit import submit_new
@@ -24,10 +25,10 @@ from .worker import execute
 
 
 def launch(cfgs: list[DistillConfig], backend: Backend, *, names: list[str | None] | None = None) -> list[str]:
-    """Validate every config first (nothing starts if one is bad), then create and submit runs."""
-    for cfg in cfgs:
-        cfg.validate()
-    return submit_new(backend, [cfg.to_dict() for cfg in cfgs], names)
+    """Resolve every config first (nothing starts if one is bad), then create and submit runs,
+    each with its resolved config."""
+    resolved = [cfg.resolve() for cfg in cfgs]
+    return submit_new(backend, [cfg.to_dict() for cfg in resolved], names)
 
 
 def launch_grid(base: DistillConfig, backend: Backend, *, methods=None, kdci=(True, False),
@@ -99,15 +100,28 @@ def resume(store: RunStore, run_id: str, backend: Backend | None = None, *,
     return plan
 
 
+@dataclass(frozen=True)
+class InlineRun:
+    """A run done in this process: its id in the run store and the loop's result."""
+
+    run_id: str
+    result: FitResult
+
+    def to_json(self) -> dict:
+        """The store's record (``result.json``, ``distill --json``)."""
+        return stored_result(self.run_id, self.result)
+
+
 def run_inline(cfg: DistillConfig, *, store: RunStore | None = None, progress: Progress = None,
-               callbacks: Iterable[Callback] = (), run_name: str | None = None) -> dict:
+               callbacks: Iterable[Callback] = (), run_name: str | None = None) -> InlineRun:
     """Run one distillation end to end in this process, recorded in the run store like any
-    other run (heartbeats, per-epoch checkpoints, so it can be resumed); returns the result."""
+    other run (heartbeats, per-epoch checkpoints, so it can be resumed); returns its id and
+    result."""
     store = store or RunStore()
     distiller = Distiller(cfg, progress=progress)  # input errors surface before a run exists
-    run = store.create(cfg.to_dict(), name=run_name)
+    run = store.create(distiller.cfg.to_dict(), name=run_name)  # the resolved config
     result = execute(run, home=store.home, backend="inline", progress=progress, callbacks=callbacks,
                      distiller=distiller)
     if result is None:
         raise KeyboardInterrupt(f"run {run.run_id} was cancelled")
-    return result
+    return InlineRun(run.run_id, result)

@@ -16,15 +16,13 @@ from ..common.errors import StorageError
 from ..common.faults import fault_point
 from ..common.jsonio import atomic_write_text
 from ..common.progress import Progress
-from ..distill import Callback, save_state
+from ..distill import Callback, EpochRecord, FitResult, save_state
 from ..figures.runs import curves_figure
-from ..models.evaluation import predict_logits
 from ..models.weights import save_checkpoint
-from .collapse import collapse_text, prediction_counts, prediction_summary
+from .collapse import collapse_text, prediction_summary
 from .integrity import CHECKPOINT
 from .status import RUNNING
 from .store import Run
-from .system import SystemMetrics
 from .worklog import LogLines, worker_log_line  # noqa: F401  (worker_log_line: its home before)
 
 STUDENT = "student.safetensors"
@@ -43,8 +41,8 @@ class EpochRecorder(Callback):
     def __init__(self, run: Run):
         self.run, self.pending = run, None
 
-    def on_epoch_end(self, record: dict) -> None:
-        self.pending = record
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        self.pending = record.to_json()
 
     def on_checkpoint(self, state: dict) -> None:
         record = self.pending if self.pending is not None else state["history"][-1]
@@ -52,7 +50,7 @@ class EpochRecorder(Callback):
         self.run.append_metrics(record)
         fault_point("after_metrics")
         self.run.set_status(RUNNING, expect=(RUNNING,), checkpoint_step=state["step"],
-                            epoch=record.get("epoch"))
+                            epoch=record["epoch"])
         self.pending = None
 
 
@@ -87,7 +85,7 @@ class LiveProgress(Callback):
         if now - self.last >= self.every or self.step == self.total:
             self.write(now)
 
-    def on_epoch_end(self, record: dict) -> None:
+    def on_epoch_end(self, record: EpochRecord) -> None:
         self.write(time.time())  # the counter agrees with the epoch just recorded
 
     def write(self, now: float) -> None:
@@ -122,9 +120,9 @@ class CancelCheck(Callback):
 
 
 class ResultRecorder(Callback):
-    """At the end: the raw student's weights (safetensors) and ``result.json``, with the final
-    student's prediction histogram on the test split (``prediction_counts``, ``class_names``):
-    what flags a collapsed student (``runs.collapse``)."""
+    """At the end: the raw student's weights (safetensors) and ``result.json``: the run store's
+    record of the result, its run id and the loop's :class:`FitResult` (with the final student's
+    prediction histogram, what flags a collapsed student: ``runs.collapse``)."""
 
     def __init__(self, run: Run):
         self.run, self.distiller = run, None
@@ -132,20 +130,16 @@ class ResultRecorder(Callback):
     def on_fit_start(self, distiller) -> None:
         self.distiller = distiller
 
-    def on_fit_end(self, result: dict) -> None:
+    def on_fit_end(self, result: FitResult) -> None:
         d = self.distiller
-        result["run_id"] = self.run.run_id
-        if "prediction_counts" not in result:  # the loop's final evaluation does not return it
-            logits = predict_logits(d.student, d.data.test.images, device=d.device)
-            result["prediction_counts"] = prediction_counts(logits.argmax(1), d.info.num_classes)
-        result.setdefault("class_names", [str(c) for c in d.info.class_names])
-        flag = collapse_text(prediction_summary(result))
+        record = stored_result(self.run.run_id, result)
+        flag = collapse_text(prediction_summary(record))
         if flag:
             worker_log_line(self.run, f"warning: the student is {flag}")
         save_checkpoint(d.student, self.run.path(STUDENT),
                         metadata={"arch": d.cfg.student, "num_classes": d.info.num_classes,
                                   "in_channels": d.info.in_channels, "run_id": self.run.run_id})
-        self.run.write_result(result)
+        self.run.write_result(record)
 
 
 class FigureRecorder(Callback):
@@ -154,8 +148,14 @@ class FigureRecorder(Callback):
     def __init__(self, run: Run):
         self.run = run
 
-    def on_fit_end(self, result: dict) -> None:
+    def on_fit_end(self, result: FitResult) -> None:
         save_figures(self.run)
+
+
+def stored_result(run_id: str, result: FitResult) -> dict:
+    """The run store's record of a result (``result.json``, ``distill --json``): the run's id,
+    then the loop's result as it writes itself."""
+    return {"run_id": run_id, **result.to_json()}
 
 
 def save_figures(run: Run) -> None:
@@ -167,7 +167,7 @@ def save_figures(run: Run) -> None:
 
 def recorders(run: Run) -> list[Callback]:
     """Every callback that records a run, in commit order."""
-    return [CancelCheck(run), LiveProgress(run), StepRecorder(run), SystemMetrics(), EpochRecorder(run),
+    return [CancelCheck(run), LiveProgress(run), StepRecorder(run), EpochRecorder(run),
             LogLines(run), ResultRecorder(run), FigureRecorder(run)]
 
 

@@ -27,9 +27,9 @@ from typing import Iterable
 
 from ..common.errors import InputError, StorageError
 from ..common.progress import Progress
-from ..distill import Callback, DistillConfig, Distiller, StepProgress, load_state
+from ..distill import Callback, DistillConfig, Distiller, FitResult, StepProgress, load_state
 from . import reserve
-from .recorder import CHECKPOINT, CancelCheck, Cancelled, Heartbeat, recorders
+from .recorder import CHECKPOINT, CancelCheck, Cancelled, Heartbeat, recorders, stored_result
 from .worklog import ProgressLog, warnings_logged, worker_log_line
 from .status import ACTIVE, CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, StatusConflict
 from .queue import live_ahead
@@ -94,7 +94,7 @@ def restore_point(run: Run) -> dict | None:
 
 def execute(run: Run, *, home: Path | None = None, resume: bool = False, slots: int | None = None,
             backend: str = "local", progress: Progress = None, callbacks: Iterable[Callback] = (),
-            distiller: Distiller | None = None) -> dict | None:
+            distiller: Distiller | None = None) -> FitResult | None:
     """Run ``run`` (its stored config) here; returns the result, or None if it was cancelled
     (or was no longer queued when this worker started: cancelled, or claimed by another).
 
@@ -123,7 +123,7 @@ def execute(run: Run, *, home: Path | None = None, resume: bool = False, slots: 
 
 
 def _work(run: Run, home: Path, resume: bool, slots: int | None, progress: Progress,
-          callbacks: Iterable[Callback], distiller: Distiller | None) -> dict | None:
+          callbacks: Iterable[Callback], distiller: Distiller | None) -> FitResult | None:
     """The worker's life after its start, ending the run ``finished``, ``failed`` or
     ``cancelled`` whatever happens (:func:`_end`)."""
     try:
@@ -196,6 +196,8 @@ def _raise_cancelled(signum, frame):
 
 def execute_by_id(run_id: str, home: str | None = None, *, resume: bool = False,
                   slots: int | None = None, backend: str = "local") -> dict | None:
-    """Entry point for processes and Ray actors: find the run in the store at ``home``."""
+    """Entry point for processes and Ray actors: find the run in the store at ``home``; returns the
+    store's record of its result (plain JSON data: it crosses a process boundary)."""
     store = RunStore(home)
-    return execute(store.get(run_id), home=store.home, resume=resume, slots=slots, backend=backend)
+    result = execute(store.get(run_id), home=store.home, resume=resume, slots=slots, backend=backend)
+    return stored_result(run_id, result) if result is not None else None

@@ -20,7 +20,7 @@ import time
 import warnings
 
 from ..common.progress import Progress, action_of
-from ..distill import Callback
+from ..distill import Callback, EpochRecord, FitResult
 from .store import Run
 
 #: the least time between two lines about the method's long steps
@@ -37,13 +37,13 @@ def worker_log_line(run: Run, text: str) -> None:
         pass
 
 
-def epoch_text(rec: dict, epochs: int | None = None) -> str:
+def epoch_text(rec: EpochRecord, epochs: int | None = None) -> str:
     """An epoch's record for people: ``epoch 3/10  step 150  loss 0.4123  student 45.20%``."""
     total = f"/{epochs}" if epochs else ""
-    text = (f"epoch {rec.get('epoch')}{total}  step {rec.get('step')}  loss {rec.get('loss', float('nan')):.4f}  "
-            f"student {rec.get('student_accuracy', float('nan')):.2f}%")
-    if rec.get("kdci_compensation") is not None:
-        text += f"  KDCI compensation {rec['kdci_compensation']:.4f}"
+    loss = rec.loss if rec.loss is not None else float("nan")
+    text = f"epoch {rec.epoch}{total}  step {rec.step}  loss {loss:.4f}  student {rec.student_accuracy:.2f}%"
+    if rec.kdci.get("kdci_compensation") is not None:
+        text += f"  KDCI compensation {rec.kdci['kdci_compensation']:.4f}"
     return text
 
 
@@ -60,13 +60,12 @@ class LogLines(Callback):
                                   f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps of "
                                   f"{cfg.batch_size}, on {distiller.device}")
 
-    def on_epoch_end(self, record: dict) -> None:
+    def on_epoch_end(self, record: EpochRecord) -> None:
         worker_log_line(self.run, epoch_text(record, self.epochs))
 
-    def on_fit_end(self, result: dict) -> None:
-        worker_log_line(self.run, f"result: student {result.get('student_accuracy', float('nan')):.2f}%, "
-                                  f"teacher {result.get('teacher_accuracy', float('nan')):.2f}% "
-                                  f"({result.get('wall_time_s', 0):.1f} s)")
+    def on_fit_end(self, result: FitResult) -> None:
+        worker_log_line(self.run, f"result: student {result.student_accuracy:.2f}%, "
+                                  f"teacher {result.teacher_accuracy:.2f}% ({result.wall_time_s:.1f} s)")
 
 
 class ProgressLog:

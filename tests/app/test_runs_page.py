@@ -88,7 +88,7 @@ def test_run_detail_view_of_a_finished_run(builtin, tmp_path, monkeypatch):
     shutil.copy(builtin_teacher_path(), tmp_path / "teachers" / builtin_teacher_path().name)
     monkeypatch.setenv("KDCI_HOME", str(tmp_path))
     store = Store(tmp_path)
-    run_id = run_inline(tiny_config(method="dfnd", kdci=True, k=4), store=store)["run_id"]
+    run_id = run_inline(tiny_config(method="dfnd", kdci=True, k=4), store=store).run_id
     at = AppTest.from_file(MAIN, default_timeout=120)
     at.run()
     at.switch_page("../pages/runs.py")

@@ -29,7 +29,7 @@ def known(tmp_path, monkeypatch):
 
 
 def full(*extra: str) -> dict:
-    return config_from_args(args_of(*extra)).validate().to_dict()
+    return config_from_args(args_of(*extra)).resolve().to_dict()
 
 
 def test_nothing_is_admitted_before_a_full_check_of_the_same_core(known):

@@ -26,12 +26,12 @@ CASES = [
 
 @pytest.mark.parametrize("cfg", CASES, ids=lambda c: f"{c.method}-{c.preset}")
 def test_command_line_round_trips(cfg):
-    stored = {**cfg.validate().to_dict(), "teacher_sha256": "ab" * 32}  # extra fields are ignored
+    stored = {**cfg.resolve().to_dict(), "teacher_sha256": "ab" * 32}  # extra fields are ignored
     argv = command_line(stored)
     assert argv[:4] == ["python", "-m", "kdci_core", "distill"]
-    again = config_from_args(build_parser(argv[3:]).parse_args(argv[3:])).validate()
+    again = config_from_args(build_parser(argv[3:]).parse_args(argv[3:])).resolve()
     # the command line stores paths resolved (one folder, one value): a run stored by it is
     # already in that form, so its command line gives it back exactly
-    assert again.to_dict() == canonical_config(cfg.to_dict())
+    assert again.to_dict() == canonical_config(cfg.resolve().to_dict())
     assert config_from_args(build_parser(command_line(again.to_dict())[3:]).parse_args(
-        command_line(again.to_dict())[3:])).validate().to_dict() == again.to_dict()
+        command_line(again.to_dict())[3:])).resolve().to_dict() == again.to_dict()

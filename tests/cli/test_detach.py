@@ -66,7 +66,7 @@ def test_a_warm_detach_prints_the_run_id_without_importing_torch(warm):
 
     store = RunStore(home)
     argv = [*DETACH, *extra]
-    assert store.get(run_id).config() == config_from_args(build_parser(argv).parse_args(argv)).validate().to_dict()
+    assert store.get(run_id).config() == config_from_args(build_parser(argv).parse_args(argv)).resolve().to_dict()
     assert wait_for(store, [run_id], timeout=300) == {run_id: "finished"}  # no worker left behind
 
 

@@ -25,13 +25,13 @@ class Log(Callback):
         self.events.append(("step", step, sorted(metrics)))
 
     def on_epoch_end(self, record):
-        self.events.append(("epoch", record["epoch"], record["step"]))
+        self.events.append(("epoch", record.epoch, record.step))
 
     def on_checkpoint(self, state):
         self.events.append(("checkpoint", state["step"], len(state["history"])))
 
     def on_fit_end(self, result):
-        self.events.append(("fit_end", len(result["history"])))
+        self.events.append(("fit_end", len(result.history)))
 
 
 def test_events_arrive_in_order(builtin):
@@ -48,7 +48,7 @@ def test_events_arrive_in_order(builtin):
     i = ev.index(("epoch", 1, 5))
     assert ev[i - 1] == steps[4] and ev[i + 1] == ("checkpoint", 5, 1)
     assert ev.index(("substitution", 5, 32)) > ev.index(("checkpoint", 5, 1))  # next round after
-    assert [h["step"] for h in result["history"]] == [5, 10]
+    assert [h.step for h in result.history] == [5, 10]
 
 
 def test_sampling_selection_is_a_substitution_event_before_any_step(builtin):
@@ -72,10 +72,10 @@ def test_should_stop_and_max_steps_end_the_loop(builtin):
     d = Distiller(tiny_config(kdci=False))
     stop = StopAfter(3)
     result = d.fit(callbacks=[stop])
-    assert stop.seen == 3 and result["history"] == []  # stopped inside epoch 1
+    assert stop.seen == 3 and result.history == ()  # stopped inside epoch 1
     log = Log()
     result = Distiller(tiny_config(kdci=False), callbacks=[log]).fit(max_steps=5)
-    assert [h["epoch"] for h in result["history"]] == [1]
+    assert [h.epoch for h in result.history] == [1]
     assert sum(e[0] == "step" for e in log.events) == 5
 
 

@@ -25,11 +25,11 @@ def test_a_failed_compile_falls_back_to_eager_with_a_warning_and_the_same_run(bu
     monkeypatch.setattr(torch, "compile", _broken_at_first_call)
     with pytest.warns(RuntimeWarning, match="could not be compiled .*no C\\+\\+ compiler found"):
         compiled = Distiller(DistillConfig.from_dict({**cfg.to_dict(), "compile": True})).fit()
-    assert compiled["compiled"] == {"student": False, "teacher": False,
+    assert compiled.compiled == {"student": False, "teacher": False,
                                     "fallback": "RuntimeError: no C++ compiler found"}
-    assert compiled["student_accuracy"] == eager["student_accuracy"]
-    assert [h["loss"] for h in compiled["history"]] == [h["loss"] for h in eager["history"]]
-    assert eager["compiled"] is None
+    assert compiled.student_accuracy == eager.student_accuracy
+    assert [h.loss for h in compiled.history] == [h.loss for h in eager.history]
+    assert eager.compiled is None
 
 
 def test_compile_refused_up_front_also_falls_back(monkeypatch):

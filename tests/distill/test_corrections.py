@@ -55,7 +55,7 @@ def test_reweight_weights_average_one_and_undo_a_skew():
 @pytest.mark.parametrize("correction", ["balanced", "reweight"])
 @pytest.mark.parametrize("method", ["deepinv", "dfnd"])
 def test_a_digits_run_with_each_correction_records_it(builtin, correction, method):
-    res = run_inline(tiny_config(method=method, kdci=True, k=4, correction=correction))
+    res = run_inline(tiny_config(method=method, kdci=True, k=4, correction=correction)).to_json()
     assert res["config"]["correction"] == correction and len(res["history"]) == 2
     if correction == "balanced" and method == "dfnd":
         assert res["config"]["method_params"]["balanced"] is True  # its balanced selection too
@@ -67,10 +67,10 @@ def test_a_digits_run_with_each_correction_records_it(builtin, correction, metho
 
 
 def test_kdci_off_records_no_telemetry_and_bad_choices_are_rejected(builtin):
-    res = run_inline(tiny_config(kdci=False))
-    assert "kdci_compensation" not in res["history"][-1] and "kdci_telemetry" not in res
+    res = run_inline(tiny_config(kdci=False)).to_json()
+    assert "kdci_compensation" not in res["history"][-1] and res["kdci_telemetry"] is None
     from kdci_core.errors import InputError
     with pytest.raises(InputError, match="--correction"):
-        DistillConfig(correction="smote").validate()
+        DistillConfig(correction="smote").resolve()
     with pytest.raises(InputError, match="--attn-input"):
-        DistillConfig(attn_input="sqrt").validate()
+        DistillConfig(attn_input="sqrt").resolve()

@@ -51,23 +51,23 @@ def test_cli_distill_digits(builtin, tmp_path, method, kdci):
 
 
 def test_dfnd_noise_term_in_history(builtin):
-    res = run_inline(tiny_config(method="dfnd", kdci=True))
-    assert "noise" in res["history"][0] and "kd" in res["history"][0]
+    res = run_inline(tiny_config(method="dfnd", kdci=True)).result
+    assert {"noise", "kd", "loss"} <= set(res.history[0].losses)
 
 
 def test_same_seed_same_result(builtin):
-    a = run_inline(tiny_config(seed=3, kdci=True))
-    b = run_inline(tiny_config(seed=3, kdci=True))
-    assert [h["student_accuracy"] for h in a["history"]] == [h["student_accuracy"] for h in b["history"]]
-    assert [h["loss"] for h in a["history"]] == pytest.approx([h["loss"] for h in b["history"]], rel=1e-5)
+    a = run_inline(tiny_config(seed=3, kdci=True)).result
+    b = run_inline(tiny_config(seed=3, kdci=True)).result
+    assert [h.student_accuracy for h in a.history] == [h.student_accuracy for h in b.history]
+    assert [h.loss for h in a.history] == pytest.approx([h.loss for h in b.history], rel=1e-5)
 
 
 @pytest.mark.parametrize("ablation", ["random-lambda", "random-prototypes", "uniform-proportions"])
 def test_ablations_run(builtin, ablation):
-    res = run_inline(tiny_config(kdci=True, ablation=ablation))
-    assert res["config"]["ablation"] == ablation
+    res = run_inline(tiny_config(kdci=True, ablation=ablation)).result
+    assert res.config["ablation"] == ablation
     if ablation == "uniform-proportions":
-        props = res["dictionary"]["proportions"]
+        props = res.dictionary["proportions"]
         assert max(props) == pytest.approx(min(props))
 
 
@@ -81,7 +81,7 @@ def test_dictionary_from_another_model(builtin, tmp_path):
     before = d.plugin.intervention.mapping.weight.detach().clone()
     res = d.fit()
     assert not torch.equal(before, d.plugin.intervention.mapping.weight.detach())
-    assert res["dictionary"]["k"] <= 32
+    assert res.dictionary["k"] <= 32
 
 
 def test_kdci_compensates_in_the_loop_and_trains_attention(builtin):

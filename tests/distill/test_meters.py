@@ -43,7 +43,7 @@ def test_the_loop_hands_tensors_per_step_and_numbers_per_log(builtin):
     assert spy.kinds == {torch.Tensor}  # no float() per step: no host sync per step
     assert [r["step"] for r in spy.logs] == [3, 6, 9]  # 2 epochs x 5 steps
     assert all(isinstance(r["loss"], float) for r in spy.logs)
-    assert all(isinstance(h["loss"], float) for h in result["history"])
+    assert all(isinstance(h.loss, float) for h in result.history)
     spy = Steps()
     Distiller(tiny_config(kdci=False, log_every=0)).fit(callbacks=[spy])
     assert spy.logs == []

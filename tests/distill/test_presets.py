@@ -23,7 +23,7 @@ def test_paper_preset_validates_with_the_references_settings(method, monkeypatch
     monkeypatch.setattr(memory, "free_memory", lambda device: (24 * 2**30, "a 24 GiB GPU"))
     cls = METHODS.get(method)
     cfg = DistillConfig(teacher="t.safetensors", teacher_arch="resnet34", dataset="cifar10",
-                        method=method, preset="paper").validate()
+                        method=method, preset="paper").resolve()
     loop = LOOP["paper"] | cls.paper_loop
     assert (cfg.epochs, cfg.steps_per_epoch, cfg.batch_size) == (
         loop["epochs"], loop["steps_per_epoch"], loop["batch_size"])
@@ -31,29 +31,29 @@ def test_paper_preset_validates_with_the_references_settings(method, monkeypatch
     assert cfg.student == "resnet18" and cfg.kdci_weight_decay == cfg.weight_decay  # Table 1's pair
     assert cfg.method_params == cls.paper_params
     cls.resolve_params(cfg.method_params)  # every paper value is a valid parameter
-    again = DistillConfig.from_dict(cfg.to_dict()).validate()
+    again = DistillConfig.from_dict(cfg.to_dict()).resolve()
     assert again.to_dict() == cfg.to_dict()  # resolved once, stored, reproduced
 
 
 def test_explicit_values_override_the_preset():
     cfg = DistillConfig(method="deepinv", preset="paper", epochs=3, lr=0.05, kdci_weight_decay=0.0,
-                        method_params={"g_steps": 7}).validate()
+                        method_params={"g_steps": 7}).resolve()
     assert (cfg.epochs, cfg.steps_per_epoch, cfg.lr, cfg.kdci_weight_decay) == (3, 400, 0.05, 0.0)
     assert cfg.method_params["g_steps"] == 7 and cfg.method_params["synth_batch"] == 256
     assert cfg.student == "lenet5_half"  # the built-in teacher's pair
     with pytest.raises(InputError, match="--student"):
-        DistillConfig(teacher="t.pt", teacher_arch="mobilenet_v2", method="dfnd", preset="paper").validate()
+        DistillConfig(teacher="t.pt", teacher_arch="mobilenet_v2", method="dfnd", preset="paper").resolve()
     with pytest.raises(InputError, match="--preset"):
-        DistillConfig(preset="slow").validate()
+        DistillConfig(preset="slow").resolve()
 
 
 def test_quick_preset_and_a_config_stored_before_presets():
-    cfg = DistillConfig(method="dfnd").validate()
+    cfg = DistillConfig(method="dfnd").resolve()
     assert (cfg.epochs, cfg.steps_per_epoch, cfg.batch_size, cfg.lr) == (10, 50, 128, QUICK_LR)
     assert cfg.weight_decay == 5e-4 and cfg.method_params == {}  # DFND-train.py's weight decay
     old = {k: v for k, v in cfg.to_dict().items() if k not in ("preset", "weight_decay",
                                                                 "kdci_weight_decay", "augment")}
-    legacy = DistillConfig.from_dict({**old, "method": "deepinv"}).validate()
+    legacy = DistillConfig.from_dict({**old, "method": "deepinv"}).resolve()
     assert legacy.weight_decay == 5e-4 and legacy.augment == "none"  # what release 0.1 ran with
 
 
@@ -64,7 +64,7 @@ def test_optimiser_groups_and_their_record(builtin):
     assert groups["student"]["weight_decay"] == 1e-3 and groups["kdci"]["weight_decay"] == 0.0
     assert all(g["lr"] == QUICK_LR and g["momentum"] == 0.9 for g in groups.values())
     result = d.fit(max_steps=5)
-    record = result["optimizer"]
+    record = result.optimizer
     assert record["kdci"]["weight_decay"] == 0.0 and record["student"]["lr"] == QUICK_LR
     assert record["noise_adaptation"] == {"optimizer": "Adam", "lr": 1e-3, "weight_decay": 0.0,
                                           "schedule": "constant"}

@@ -93,7 +93,7 @@ def test_every_method_at_the_teachers_size_and_normalisation(folder_teacher, met
     if method in BOUNDED:
         x01 = images.cpu() * torch.tensor(meta["std"]).view(1, 3, 1, 1) + torch.tensor(meta["mean"]).view(1, 3, 1, 1)
         assert float(x01.min()) >= -1e-4 and float(x01.max()) <= 1 + 1e-4
-    spec = result["input_spec"]
+    spec = result.input_spec
     assert (spec["image_size"], spec["in_channels"], spec["mean"]) == (64, 3, list(meta["mean"]))
     assert spec["source"]["image_size"] == "checkpoint metadata of t64.safetensors"
 
@@ -127,7 +127,7 @@ def test_digits_upsampled_for_a_teacher_trained_so(digits_teacher, tmp_path):
     # reproduced: the config's own command line, and with the recorded spec stated explicitly
     config = res["config"]
     again = _parsed(command_line(config))
-    assert again.to_dict() == DistillConfig.from_dict(config).validate().to_dict()
+    assert again.to_dict() == DistillConfig.from_dict(config).resolve().to_dict()
     explicit = command_line({**config, "input_spec": spec})
     assert explicit[explicit.index("--image-size") + 1] == "32"
     assert explicit[explicit.index("--in-channels") + 1] == "3"
@@ -151,13 +151,13 @@ def test_digits_upsampled_for_a_teacher_trained_so(digits_teacher, tmp_path):
 
 def _parsed(argv: list[str]) -> DistillConfig:
     argv = shlex.split(shlex.join(argv))[3:]
-    return config_from_args(build_parser(argv).parse_args(argv)).validate()
+    return config_from_args(build_parser(argv).parse_args(argv)).resolve()
 
 
 def test_explicit_fields_beat_the_teacher_and_size_the_memory_estimate(digits_teacher):
     cfg = DistillConfig(teacher=str(digits_teacher), teacher_arch="lenet5", image_size=16,
                         mean=[0.5], method="dfnd", kdci=False, device="cpu",
-                        method_params={"pool_size": 64, "n_select": 32}).validate()
+                        method_params={"pool_size": 64, "n_select": 32}).resolve()
     assert run_shape(cfg) == (3, 16, 10)  # size given, channels from the teacher's sidecar
     assert run_shape(DistillConfig(teacher=str(digits_teacher), teacher_arch="lenet5")) == (3, 32, 10)
     assert run_shape(DistillConfig()) == (1, 8, 10)  # the built-in teacher: digits as ever

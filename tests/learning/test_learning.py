@@ -31,7 +31,7 @@ def test_every_method_learns_on_the_embedded_default(builtin, method):
     (epochs, steps), threshold = LEARNS[method]
     res = Distiller(DistillConfig(method=method, kdci=False, epochs=epochs, steps_per_epoch=steps,
                                   seed=0)).fit()
-    acc = res["student_accuracy"]
+    acc = res.student_accuracy
     assert acc >= threshold, (f"{method}: the student reached {acc:.2f}% after {epochs} x {steps} "
                               f"steps (chance {CHANCE:.0f}%, threshold {threshold:.0f}%)")
 

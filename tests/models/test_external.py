@@ -119,11 +119,11 @@ def test_a_run_config_checks_both_names_before_any_work(tmp_path):
 
     with pytest.raises(InputError, match=r"--student: unknown architecture 'timm:resnet10'; close "
                                          r"matches: timm:resnet10t"):
-        DistillConfig(student="timm:resnet10").validate()
+        DistillConfig(student="timm:resnet10").resolve()
     with pytest.raises(InputError, match=r"--teacher-arch: unknown architecture 'tv:resnet19'; "
                                          r"close matches: tv:resnet18"):
         DistillConfig(teacher=str(tmp_path / "t.safetensors"), teacher_arch="tv:resnet19",
-                      student="lenet5_half").validate()
+                      student="lenet5_half").resolve()
 
 
 @pytest.mark.parametrize("name, needle", [
@@ -160,7 +160,7 @@ def test_tv_and_timm_students_distil_and_export_to_onnx(builtin, tmp_path, stude
         {"pool_size": 300, "n_select": 100}
     cfg = tiny_config(student=student, method=method, epochs=1, steps_per_epoch=2, batch_size=16,
                       k=4, method_params=params, device="cpu")
-    result = run_inline(cfg, store=store)
+    result = run_inline(cfg, store=store).to_json()
     assert result["student_arch"] == student and store.get(result["run_id"]).config()["student"] == student
     path, _ = export_student(store, result["run_id"], "onnx", tmp_path / "student.onnx")
     assert load_sidecar(path)["architecture"] == student

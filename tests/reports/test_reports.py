@@ -275,7 +275,7 @@ def _check_commands(store, comp) -> None:
     assert all("kdci" in r and "seed" in r for r in per_run)  # on/off and two seeds differ
     for row in per_run:
         argv = shlex.split(row["command"])[3:]
-        again = config_from_args(build_parser(argv).parse_args(argv)).validate().to_dict()
+        again = config_from_args(build_parser(argv).parse_args(argv)).resolve().to_dict()
         stored = store.get(row["run"]).config()
         assert {k: again[k] for k in stored} == stored
 

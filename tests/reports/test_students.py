@@ -33,7 +33,7 @@ def test_subset_indices_fixed_and_sorted():
 
 def test_student_views_of_two_finished_runs(builtin):
     store = RunStore()
-    runs = [store.get(run_inline(tiny_config(kdci=kdci, method_params=FAST_DEEPINV))["run_id"])
+    runs = [store.get(run_inline(tiny_config(kdci=kdci, method_params=FAST_DEEPINV)).run_id)
             for kdci in (True, False)]
     test = run_test_split(runs[0])
     views = [student_view(r, test, num_classes=10, max_points=100) for r in runs]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from kdci_core.distill import Callback
+from kdci_core.distill import Callback, EpochRecord
 from kdci_core.runs import CHECKPOINT, Cancelled, claim_resume, execute
 from kdci_core.runs.recorder import EpochRecorder
 from tests.helpers import tiny_config
@@ -31,9 +31,9 @@ class SpyRun:
 def test_epoch_commit_order_checkpoint_metrics_status(tmp_path):
     run = SpyRun(tmp_path)
     rec = EpochRecorder(run)
-    record = {"epoch": 1, "step": 5, "loss": 1.0}
+    record = EpochRecord(epoch=1, step=5, student_accuracy=50.0, wall_time_s=1.0, lr=0.1, losses={"loss": 1.0})
     rec.on_epoch_end(record)
-    rec.on_checkpoint({"step": 5, "history": [record], "w": __import__("torch").ones(2)})
+    rec.on_checkpoint({"step": 5, "history": [record.to_json()], "w": __import__("torch").ones(2)})
     assert run.calls == [("metrics", 1, True), ("status", "running", 5)]
 
 
@@ -64,9 +64,9 @@ def test_kill_between_checkpoint_and_metrics_resumes_with_every_epoch(store):
     lines = run.path("metrics.jsonl").read_text().splitlines()
     run.path("metrics.jsonl").write_text(lines[0] + "\n")  # epoch 2's line never made it
     result = execute(claimed(store, run), resume=True, backend="inline")
-    assert result["resumed_from_step"] == 8
+    assert result.resumed_from_step == 8
     assert [m["epoch"] for m in run.metrics()] == [1, 2, 3]
-    assert run.metrics() == result["history"]
+    assert run.metrics() == [h.to_json() for h in result.history]
 
 
 def test_metrics_past_the_checkpoint_are_dropped_on_resume(store):
@@ -74,7 +74,7 @@ def test_metrics_past_the_checkpoint_are_dropped_on_resume(store):
     assert execute(run, backend="inline", callbacks=[StopAt(1)]) is None
     run.append_metrics({"epoch": 2, "step": 8, "student_accuracy": 1.0, "loss": 9.0})  # no checkpoint
     result = execute(claimed(store, run), resume=True, backend="inline")
-    assert result["resumed_from_step"] == 4
+    assert result.resumed_from_step == 4
     assert [m["step"] for m in run.metrics()] == [4, 8, 12]
     assert run.metrics()[1]["loss"] != 9.0
 
@@ -85,7 +85,7 @@ def test_resume_without_a_checkpoint_says_so_and_restarts(store):
     run.append_metrics({"epoch": 1, "step": 4, "student_accuracy": 1.0, "loss": 9.0})  # torn state
     assert not run.path(CHECKPOINT).exists()
     result = execute(claimed(store, run), resume=True, backend="inline")
-    assert result["resumed_from_step"] is None and [m["epoch"] for m in run.metrics()] == [1, 2, 3]
+    assert result.resumed_from_step is None and [m["epoch"] for m in run.metrics()] == [1, 2, 3]
     assert "no checkpoint yet" in run.path("worker.log").read_text()
     assert run.status()["checkpoint_step"] == 12 and run.status()["status"] == "finished"
 
@@ -100,9 +100,9 @@ def test_resume_is_exact_with_augmentation_and_corrections(store, options):
     run = store.create(cfg.to_dict())
     assert execute(run, backend="inline", callbacks=[StopAt(1)]) is None
     resumed = execute(claimed(store, run), resume=True, backend="inline")
-    assert resumed["student_accuracy"] == pytest.approx(whole["student_accuracy"])
-    assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in whole["history"]])
-    assert resumed["k"] == whole["k"]
+    assert resumed.student_accuracy == pytest.approx(whole.student_accuracy)
+    assert [h.loss for h in resumed.history] == pytest.approx([h.loss for h in whole.history])
+    assert resumed.k == whole.k
 
 
 def test_step_records_progress_and_their_resume(store):
@@ -122,5 +122,5 @@ def test_step_records_progress_and_their_resume(store):
     assert steps[4]["loss"] != 99.0 and {"kd", "loss", "lr", "epoch", "wall_time_s"} <= set(steps[0])
     assert steps[1]["epoch"] == 1.0 and steps[2]["epoch"] == 1.5
     assert run.progress()["step"] == 12 and run.progress()["eta_s"] == 0.0
-    assert run.status()["teacher_sha256"] == result["teacher_sha256"]
+    assert run.status()["teacher_sha256"] == result.teacher_sha256
     assert run.series("step")["history"] == steps

@@ -12,7 +12,8 @@ import torch.nn as nn
 from kdci_core.runs import RunStore, run_inline
 from kdci_core.runs.collapse import collapse_text, prediction_summary
 from kdci_core.runs.recorder import ResultRecorder
-from kdci_core.runs.system import SystemMetrics
+from kdci_core.common.system import SystemSampler
+from kdci_core.distill import FitResult
 from kdci_core.runs.table import table_rows
 from tests.helpers import tiny_config
 
@@ -46,8 +47,11 @@ def test_a_collapsed_student_is_flagged_from_its_prediction_histogram(tmp_path):
     run = store.create(tiny_config().to_dict())
     rec = ResultRecorder(run)
     rec.on_fit_start(_fake_distiller(Always(6)))
-    rec.on_fit_end({"student_accuracy": 10.0})
+    names = [str(c) for c in _fake_distiller(Always(6)).info.class_names]
+    rec.on_fit_end(FitResult.from_json({"student_accuracy": 10.0, "class_names": names,
+                                        "prediction_counts": [0] * 6 + [50] + [0] * 3}))
     result = run.result()
+    assert result["run_id"] == run.run_id  # the store's record: the run's id, then the loop's result
     assert result["prediction_counts"] == [0] * 6 + [50] + [0] * 3
     summary = prediction_summary(result)
     assert summary["collapsed"] and summary["name"] == "Shirt" and summary["share"] == 1.0
@@ -61,8 +65,9 @@ def test_a_real_run_records_its_histogram_and_system_metrics_per_epoch(builtin, 
     """Every epoch record has the process's CPU % and resident memory (no CUDA keys on a CPU);
     the result has one prediction per test image."""
     store = RunStore(tmp_path)
-    result = run_inline(tiny_config(epochs=2, steps_per_epoch=3), store=store)
-    run = store.get(result["run_id"])
+    done = run_inline(tiny_config(epochs=2, steps_per_epoch=3), store=store)
+    run = store.get(done.run_id)
+    assert sum(done.result.prediction_counts) == 360  # the loop's own final evaluation
     history = run.metrics()
     assert len(history) == 2
     for record in history:
@@ -76,15 +81,13 @@ def test_a_real_run_records_its_histogram_and_system_metrics_per_epoch(builtin, 
 def test_system_metrics_cpu_share_is_over_the_epoch():
     """CPU % is CPU seconds over wall seconds since the last epoch: a busy loop shows above 0 and
     at most 100 per core (how far above 0 depends on the machine's load: not asserted)."""
-    cb = SystemMetrics()
-    cb.on_fit_start(SimpleNamespace(device=torch.device("cpu")))
+    sampler = SystemSampler(torch.device("cpu"))
     import time
 
     end = time.process_time() + 0.3
     while time.process_time() < end:
         pass
-    record = {"epoch": 1}
-    cb.on_epoch_end(record)
+    record = sampler.sample()
     import os
 
     assert 0 < record["cpu_percent"] <= 100 * (os.cpu_count() or 1) * 1.05 and record["rss_mb"] > 0

@@ -168,7 +168,7 @@ def test_a_hostile_run_name_stays_text_in_every_report_format(store, tmp_path):
 
     evil = "<script>alert(1)</script> | *x* [a](javascript:alert(1))"
     ids = [run_inline(tiny_config(epochs=1, steps_per_epoch=2, kdci=k, k=4), store=store,
-                      run_name=f"{evil} {k}")["run_id"] for k in (True, False)]
+                      run_name=f"{evil} {k}").run_id for k in (True, False)]
     paths = export_report(store, ids, tmp_path / "r.html", include_students=False)
     text = {p.suffix: p.read_text() for p in paths}
     assert "<script>alert(1)" not in text[".md"] and "&lt;script&gt;" in text[".md"]

@@ -49,25 +49,25 @@ class GarbageInTheIndex(Callback):
         self.home = home
 
     def on_epoch_end(self, record):
-        if record["epoch"] == 1:
+        if record.epoch == 1:
             (self.home / "index.sqlite").write_bytes(b"this is not a database " * 200)
 
 
 def test_garbage_in_the_index_mid_run_the_run_finishes_and_the_index_is_rebuilt(store):
-    earlier = run_inline(tiny_config(epochs=1, steps_per_epoch=2, k=4), store=store)["run_id"]
+    earlier = run_inline(tiny_config(epochs=1, steps_per_epoch=2, k=4), store=store).run_id
     with pytest.warns(UserWarning, match="moved it to index.sqlite.corrupt-") as said:
         result = run_inline(tiny_config(epochs=2, steps_per_epoch=3, k=4), store=store,
                             callbacks=[GarbageInTheIndex(store.home)])
-    assert result["student_accuracy"] is not None
-    assert store.get(result["run_id"]).status()["status"] == "finished"
+    assert result.result.student_accuracy is not None
+    assert store.get(result.run_id).status()["status"] == "finished"
     assert sum("moved it to" in str(w.message) for w in said) == 1  # said once
     assert len(_aside(store.home)) == 1
     rows = {r["run_id"]: r["status"] for r in RunStore(store.home).rows()}  # rebuilt from the folders
-    assert rows == {earlier: "finished", result["run_id"]: "finished"}
+    assert rows == {earlier: "finished", result.run_id: "finished"}
 
 
 def test_a_damaged_index_met_by_two_listings_at_once_is_moved_aside_once(store):
-    run_id = run_inline(tiny_config(epochs=1, steps_per_epoch=2, k=4), store=store)["run_id"]
+    run_id = run_inline(tiny_config(epochs=1, steps_per_epoch=2, k=4), store=store).run_id
     (store.home / "index.sqlite").write_bytes(b"\x00garbage" * 500)
     cmd = [sys.executable, "-m", "kdci_core", "runs", "list"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -86,7 +86,7 @@ class DiskFullFrom(Callback):
         self.monkeypatch, self.n = monkeypatch, n
 
     def on_epoch_end(self, record):
-        if record["epoch"] == self.n:
+        if record.epoch == self.n:
             def full(src, dst):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             self.monkeypatch.setattr(jsonio.os, "replace", full)

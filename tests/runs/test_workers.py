@@ -85,9 +85,9 @@ def test_resume_continues_exactly(store, method):
     assert execute(run, backend="inline", callbacks=[StopAfterFirst()]) is None
     assert run.status()["status"] == "cancelled" and run.path(CHECKPOINT).exists()
     resumed = execute(claim_resume(store, run.run_id)[0], resume=True, backend="inline")
-    assert resumed["resumed_from_step"] == 4 and [h["step"] for h in resumed["history"]] == [4, 8, 12]
-    assert resumed["student_accuracy"] == pytest.approx(whole["student_accuracy"])
-    assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in whole["history"]])
+    assert resumed.resumed_from_step == 4 and [h.step for h in resumed.history] == [4, 8, 12]
+    assert resumed.student_accuracy == pytest.approx(whole.student_accuracy)
+    assert [h.loss for h in resumed.history] == pytest.approx([h.loss for h in whole.history])
     assert [m["step"] for m in run.metrics()] == [4, 8, 12]
 
 

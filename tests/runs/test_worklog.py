@@ -9,6 +9,7 @@ import warnings
 
 import pytest
 
+from kdci_core.distill import EpochRecord
 from kdci_core.runs.worklog import ProgressLog, epoch_text, warnings_logged
 
 
@@ -76,6 +77,6 @@ def test_warnings_raised_meanwhile_go_to_the_log(run, echo, recwarn):
 
 
 def test_an_epoch_line_names_its_numbers():
-    text = epoch_text({"epoch": 3, "step": 150, "loss": 0.41234, "student_accuracy": 45.2,
-                       "kdci_compensation": 0.0123}, 10)
+    text = epoch_text(EpochRecord.from_json({"epoch": 3, "step": 150, "loss": 0.41234, "student_accuracy": 45.2,
+                                             "wall_time_s": 1.0, "lr": 0.1, "kdci_compensation": 0.0123}), 10)
     assert text == "epoch 3/10  step 150  loss 0.4123  student 45.20%  KDCI compensation 0.0123"

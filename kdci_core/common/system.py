@@ -1,5 +1,5 @@
-"""System metrics per epoch, recorded with the epoch's metrics (as W&B and MLflow do): the
-worker's CPU use, its resident memory and, on CUDA, the memory PyTorch holds.
+"""System metrics per epoch, part of each epoch's record (as W&B and MLflow record them): the
+process's CPU use, its resident memory and, on CUDA, the memory PyTorch holds.
 
 Read once per epoch from counters the host keeps anyway (the process's CPU times, ``/proc``'s
 resident set, the CUDA caching allocator's statistics): nothing per step, no device sync. The
@@ -13,9 +13,7 @@ import os
 import sys
 import time
 
-from ..distill import Callback
-
-#: the keys an epoch record may gain (their titles: ``figures.runs.Y_AXES``)
+#: the keys of an epoch record's ``system`` (their titles: ``figures.runs.Y_AXES``)
 SYSTEM_METRICS = ("cpu_percent", "rss_mb", "rss_peak_mb", "cuda_allocated_mb", "cuda_peak_mb")
 _MB = 1024 * 1024
 
@@ -54,24 +52,20 @@ def cuda_memory_mb(device) -> dict:
             "cuda_peak_mb": torch.cuda.max_memory_allocated(device) / _MB}
 
 
-class SystemMetrics(Callback):
-    """Adds the system metrics to every epoch's record before the recorder commits it (so they
-    are in ``metrics.jsonl`` and the checkpoint's history alike). CPU % is over the epoch: CPU
-    seconds used / wall seconds elapsed since the previous epoch (or the fit's start), x 100."""
+class SystemSampler:
+    """The system metrics since the previous sample: CPU % is over that span (CPU seconds used /
+    wall seconds elapsed, x 100; from the sampler's creation for the first), memory is now."""
 
-    def __init__(self):
-        self.device, self.cpu0, self.wall0 = None, 0.0, 0.0
+    def __init__(self, device=None):
+        self.device, self.cpu0, self.wall0 = device, cpu_seconds(), time.monotonic()
 
-    def on_fit_start(self, distiller) -> None:
-        self.device = getattr(distiller, "device", None)
-        self.cpu0, self.wall0 = cpu_seconds(), time.monotonic()
-
-    def on_epoch_end(self, record: dict) -> None:
+    def sample(self) -> dict[str, float]:
+        out = {}
         cpu, wall = cpu_seconds(), time.monotonic()
         if wall > self.wall0:
-            record["cpu_percent"] = 100.0 * (cpu - self.cpu0) / (wall - self.wall0)
+            out["cpu_percent"] = 100.0 * (cpu - self.cpu0) / (wall - self.wall0)
         self.cpu0, self.wall0 = cpu, wall
         rss = rss_mb()
         if rss is not None:
-            record[rss[0]] = rss[1]
-        record.update(cuda_memory_mb(self.device))
+            out[rss[0]] = rss[1]
+        return out | cuda_memory_mb(self.device)
