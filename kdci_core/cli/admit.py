@@ -1,7 +1,7 @@
 """A detached run admitted without torch: ``distill --detach`` checks its config against the
 outcome of an earlier full validation of the same settings, and creates the run at once.
 
-How: every config the command line validates in full (``DistillConfig.validate``, which imports
+How: every config the command line validates in full (``DistillConfig.resolve``, which imports
 torch) leaves its outcome in the facts cache (``facts.py``), keyed by the settings validation
 reads together, its *core*: the teacher, the data, the method, preset, KDCI, the batch sizes,
 the method's parameters..., with the size and time of the model files (teacher, dictionary

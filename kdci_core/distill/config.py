@@ -24,7 +24,7 @@ from .params import typed_params
 from .presets import TABLE1_STUDENT, preset_defaults
 
 
-#: the fields checked alone by their range: (low, high, integer). ``validate`` reads it, and the
+#: the fields checked alone by their range: (low, high, integer). ``resolve`` reads it, and the
 #: command line's cached check of a detached run (``cli/admit.py``) reads the same table
 RANGES = {"k": (1, 100_000, True), "attn_init_gain": (0.0, 1000.0, False), "pca_dim": (1, 4096, True),
           "epochs": (1, 100_000, True), "steps_per_epoch": (1, 1_000_000, True),
