@@ -13,6 +13,7 @@ from dataclasses import replace
 import streamlit as st
 
 from app.arch_field import arch_select
+from app.shared import error_text
 from app.shared import page_message as shared_page_message
 from app.shared import remember, remembered
 from app.teacher_choice import capabilities, unserved, with_teacher_input
@@ -57,10 +58,20 @@ def _d(key: str, default):
     return None if key in st.session_state else default
 
 
+#: the form's labels of the engine's flags ("--k" -> "'K values'")
+FORM_FIELDS = {flag: f"'{label}'" for flag, label in LABELS.items()}
+
+
 def page_message(message: str) -> str:
     """An engine message with its command-line flags (whole flags: ``--k`` is not the start of
     ``--kdci``) replaced by the form's field names."""
-    return shared_page_message(message, {flag: f"'{label}'" for flag, label in LABELS.items()})
+    return shared_page_message(message, FORM_FIELDS)
+
+
+def form_error(exc: Exception) -> str:
+    """An engine error in the form's words (:func:`app.shared.error_text`: the field at fault
+    read from the error, not from its text)."""
+    return error_text(exc, FORM_FIELDS)
 
 
 def prefill_k(k: int, method: str | None = None) -> None:
@@ -235,7 +246,7 @@ def form(cfg: DistillConfig) -> list[DistillConfig] | None:
         st.caption(f"Input of every run: {spec_of(base).describe()}.")
         resolve_device(cfg.device)  # the worker's device check, now: no 'launched, then failed'
     except (InputError, ValueError) as exc:
-        st.error(page_message(str(exc)))
+        st.error(form_error(exc))
         cfgs = []
     n = len(cfgs)
     n_ks = f"{len(ks)} K value(s)" if ks != [None] else "the method's K"

@@ -68,9 +68,22 @@ def as_text(value) -> str:
     return "\\" + text if text.startswith("-") else text
 
 
-def show_error(exc: Exception, fields: dict | None = None) -> None:
-    """``st.error`` with the engine's message in the page's words (:func:`page_message`)."""
-    st.error(page_message(str(exc), fields))
+def error_text(exc: Exception | str, fields: dict | None = None) -> str:
+    """An engine error in the page's words. An :class:`InputError` says which flag or parameter
+    is at fault (``exc.field``): it is named by the widget that sets it here, followed by the
+    error's own detail, in which only flags a hint mentions ("give --teacher-arch") are named the
+    same way (:func:`page_message`), never a parameter name that is also a word. Anything else goes through :func:`page_message` whole."""
+    names = {**PAGE_FIELDS, **(fields or {})}
+    field = getattr(exc, "field", None)
+    if isinstance(exc, InputError) and field in names:  # the detail's own words stay as they are
+        flags = {k: v for k, v in names.items() if k.startswith("--")}
+        return f"{names[field]}: {page_message(exc.detail, flags)}"
+    return page_message(str(exc), fields)
+
+
+def show_error(exc: Exception | str, fields: dict | None = None) -> None:
+    """``st.error`` with the engine's error in the page's words (:func:`error_text`)."""
+    st.error(error_text(exc, fields))
 
 
 def _state_file() -> Path:

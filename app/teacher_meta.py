@@ -30,17 +30,9 @@ def header_metadata(path) -> dict:
     path = Path(path)
     if path.suffix != ".safetensors":
         return {}
-    from safetensors import safe_open
+    from kdci_core.models.checkpoint_files import safetensors_metadata
 
-    from kdci_core.models.checkpoint_files import check_safetensors
-
-    check_safetensors(path)
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = dict(f.metadata() or {})
-    except Exception as exc:  # safetensors raises its own error types for bad headers
-        raise InputError(f"checkpoint {path.name}: expected a safetensors file, found an unreadable "
-                         f"one ({type(exc).__name__}: {exc})") from None
+    meta = safetensors_metadata(path)
     values = {}
     for key in RECORDED:
         if key in meta:

@@ -46,7 +46,7 @@ def launch_form() -> None:
             try:
                 ids = launch(cfgs, backend_for(backend, address, limit))
             except InputError as exc:
-                st.error(launch_form_view.page_message(str(exc)))
+                st.error(launch_form_view.form_error(exc))
             else:
                 st.session_state["runs_selected"] = ids
                 run_table.set_picked(ids)

@@ -216,3 +216,18 @@ def check_safetensors(path) -> None:
                       f"is {start:,}..{stop:,} of the {room:,} data bytes")
         total += nbytes
     check_inflated(f"checkpoint {path}", total, "its tensors")
+
+
+def safetensors_metadata(path) -> dict[str, str]:
+    """The text metadata of a ``.safetensors`` file's header, read alone once the header was
+    checked (:func:`check_safetensors`); what ``teacher train`` records there (values JSON)."""
+    path = Path(path)
+    check_safetensors(path)
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise InputError(f"checkpoint {path.name}: expected a safetensors file, found an unreadable "
+                         f"one ({type(exc).__name__}: {exc})") from None

@@ -184,17 +184,9 @@ def checkpoint_metadata(teacher) -> dict:
     path = Path(teacher)
     if path.suffix != ".safetensors" or not path.is_file():
         return {}
-    from safetensors import safe_open
+    from ..models.checkpoint_files import safetensors_metadata
 
-    from ..models.checkpoint_files import check_safetensors
-
-    check_safetensors(path)
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = dict(f.metadata() or {})
-    except Exception as exc:  # safetensors raises its own error types for bad headers
-        raise InputError(f"checkpoint {path}: expected a safetensors file, found an unreadable one "
-                         f"({type(exc).__name__}: {exc})") from None
+    meta = safetensors_metadata(path)
     where = f"checkpoint {path.name} metadata"
     values = {}
     for key in FIELDS:

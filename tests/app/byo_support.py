@@ -8,6 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from tests.user_models import TinyNet
+
 
 class Uploaded:
     """What ``st.file_uploader`` returns for one chosen file (AppTest cannot drive the widget)."""
@@ -55,20 +57,6 @@ def typed_options(monkeypatch):
         return original.fget(self)
 
     monkeypatch.setattr(Selectbox, "_widget_state", property(state))
-
-
-class TinyNet(nn.Module):
-    """A user's own classifier (no BatchNorm): conv, pooling, two Linears."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 8, 3, padding=1)
-        self.fc1 = nn.Linear(8 * 4 * 4, 32)
-        self.fc2 = nn.Linear(32, 10)
-
-    def forward(self, x):
-        x = nn.functional.max_pool2d(torch.relu(self.conv(x)), 2)
-        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
 
 
 def onnx_teacher(folder):

@@ -222,7 +222,7 @@ def _flow(page, url, home, tmp_path, teacher, steps):
     # a run alike in every setting but the teacher: the built-in one
     alike = store.get(next(i for i in others if not store.get(i).config()["kdci"])).config()
     apart = run_inline(DistillConfig.from_dict({**alike, "teacher": "builtin", "teacher_arch": None}),
-                       store=store)["run_id"]
+                       store=store).run_id
     page.goto(f"{url}/compare?runs={','.join([*others, apart])}")
     page.get_by_text("KDCI gain").first.wait_for(timeout=180_000)
     page.get_by_text(f"run {apart}").first.wait_for(timeout=60_000)

@@ -10,15 +10,6 @@ from tests.app.byo_support import onnx_teacher, typed_options  # noqa: F401
 from tests.helpers import open_page
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    path = tmp_path_factory.mktemp("kdci_home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("KDCI_HOME", str(path))
-    yield path
-    mp.undo()
-
-
 def _chosen(record: dict | None) -> None:
     """What the Teacher page chose in an earlier session."""
     from app.shared import remember

@@ -15,16 +15,6 @@ from tests.helpers import MAIN
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    """One KDCI_HOME for the whole module, so the built-in teacher trains once."""
-    path = tmp_path_factory.mktemp("kdci_home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("KDCI_HOME", str(path))
-    yield path
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
 def app_run(home):
     """The app run once from its entry point (trains the built-in teacher on first use)."""
     at = AppTest.from_file(MAIN, default_timeout=300)
@@ -265,6 +255,20 @@ def test_page_message_translates_flags_and_parameter_names():
         "needs 'Wild data' dataset:NAME; 'Architecture' on the Teacher page A"
     assert page_message("pass its path (inception_weights)", fields) == "pass its path ('Inception weights file')"
     assert page_message("--unknown-flag stays", fields) == "--unknown-flag stays"
+
+
+def test_an_input_error_is_named_by_its_field_not_by_its_text():
+    """The page reads the field at fault from the error (``InputError.field``): a parameter name
+    that is also an ordinary word elsewhere in the message is replaced only where it is the field."""
+    from app.shared import error_text
+    from kdci_core.common.errors import InputError
+
+    fields = {"batch": "'Images per batch'"}
+    exc = InputError(field="batch", expected="an integer >= 2 (one batch of images)", found="1")
+    assert error_text(exc, fields) == "'Images per batch': expected an integer >= 2 (one batch of images), found 1"
+    assert error_text(InputError("--k: expected a value >= 1, found 0 (see --teacher-arch)")) == \
+        "--k: expected a value >= 1, found 0 (see 'Architecture' on the Teacher page)"  # not a page field: as it is
+    assert error_text(ValueError("--device: no CUDA")) == "'Device' (sidebar): no CUDA"
 
 
 def test_the_favicon_is_a_local_file_served_by_streamlit(monkeypatch):

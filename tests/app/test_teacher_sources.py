@@ -18,16 +18,6 @@ from tests.helpers import MAIN
 UPLOAD = "Upload a checkpoint"
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    """A KDCI_HOME of this module's own (its remembered teacher is this module's business)."""
-    path = tmp_path_factory.mktemp("kdci_home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("KDCI_HOME", str(path))
-    yield path
-    mp.undo()
-
-
 @pytest.fixture
 def page(home):
     """The Teacher page in upload mode, nothing remembered from an earlier test."""

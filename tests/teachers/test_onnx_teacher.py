@@ -22,19 +22,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
-
-class TinyNet(nn.Module):
-    """A user's own classifier: conv, ReLU, pooling, two Linears; no BatchNorm."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 8, 3, padding=1)
-        self.fc1 = nn.Linear(8 * 4 * 4, 32)
-        self.fc2 = nn.Linear(32, 10)
-
-    def forward(self, x):
-        x = nn.functional.max_pool2d(torch.relu(self.conv(x)), 2)
-        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+from tests.user_models import TinyNet  # noqa: E402
 
 
 @pytest.fixture(scope="module")
