@@ -27,9 +27,12 @@ def cmd_export(args) -> int:
 
         say(f"export: checking {path.name}: loading it back and running it on test images...")
         meta["check"] = check = check_export(store, args.run_id, path, args.format)
-        print(f"check: {check['runtime']} runs {path.name}; its predictions agree with the student's "
-              f"on {check['agreement']:.1f}% of {check['images']} test images (largest logit "
-              f"difference {check['max_abs_logit_diff']:.2g})")
+        if not check["checked"]:
+            print(f"check: {path.name} {check['note']}")
+        else:
+            print(f"check: {check['runtime']} runs {path.name}; its predictions agree with the student's "
+                  f"on {check['agreement']:.1f}% of {check['images']} test images (largest logit "
+                  f"difference {check['max_abs_logit_diff']:.2g})")
     write_json(args.json, meta)
     return 0
 

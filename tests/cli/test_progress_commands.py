@@ -70,6 +70,8 @@ def test_export_says_each_step_and_checks_the_file(builtin, tmp_path, monkeypatc
                  "--no-check"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and "check:" not in captured.out
+    assert main(["export", run_id, "--format", "torchscript", "--out", str(tmp_path / "s.pt"), "--quiet"]) == 0
+    assert "check: s.pt not loaded back: loading a TorchScript file runs its code" in capsys.readouterr().out
 
 
 def test_a_check_that_disagrees_says_so(builtin, tmp_path, monkeypatch):
