@@ -20,12 +20,13 @@ from app.shared import (ProgressBar, device, diagnoses_for, diagnosis_problem, k
 from kdci_core.common.errors import InputError
 from kdci_core.diagnostics.diagnose import diagnose, dictionary_for
 from kdci_core.kdci.kcurve import default_k_grid, k_curve
+from kdci_core.diagnostics.projections import METHODS as PROJECTION_METHODS
+from kdci_core.diagnostics.projections import NAMES as PROJECTIONS
 from kdci_core.diagnostics.projections import project
 from kdci_core.figures.diagnostics import dictionary_figure, k_curve_figure, pz_figure
 from kdci_core.methods import METHODS
 
 PAGES = Path(__file__).resolve().parent
-PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 #: engine names -> this page's fields, for its error messages (making data: the Substitution page's)
 FIELDS = {"--k": "'K (prototypes)'", "--pca-dim": "'PCA components'", "pca_dim": "'PCA components'",
           "--wild-data": "'Wild data' (Substitution data page)"}
@@ -89,7 +90,7 @@ def render() -> None:
     pca_auto = c2.checkbox("PCA: keep 95% of the variance", True, key="dict_pca_auto")
     pca_dim = None if pca_auto else int(c2.number_input("PCA components", 1, logits.shape[1],
                                                          min(8, logits.shape[1]), key="dict_pca"))
-    view = c3.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
+    view = c3.radio("Projection", PROJECTION_METHODS, format_func=PROJECTIONS.get, horizontal=True,
                     key="dict_view")
     try:
         d = dictionary_for(diag.data, k, pca_dim=pca_dim, seed=diag.config.seed)

@@ -247,10 +247,8 @@ def _umap(data: np.ndarray, n_neighbors: int, seed: int, stages: Stages, what: s
     layout, relay = stages.inner("UMAP: optimising the layout", units["layout"]), Relay()
     kwargs = {}
     if layout is not None:
-        # every epoch written (no time throttle: what the bar shows does not depend on the
-        # machine's speed; our bar redraws only when its percentage changes)
         kwargs["tqdm_kwds"] = {"disable": False, "file": _TqdmStream(relay), "bar_format": "{n}/{total}",
-                               "mininterval": 0, "miniters": 1}
+                               "mininterval": 0.2}
     model = umap.UMAP(n_components=2, n_neighbors=n_neighbors, random_state=seed, precomputed_knn=knn,
                       force_approximation_algorithm=True, **kwargs)
     return stages.during(lambda: model.fit_transform(data), relay=relay, then=layout)

@@ -180,6 +180,16 @@ def test_umap_missing_is_an_input_error(monkeypatch):
         project(x, "umap")
 
 
+def test_umaps_own_bar_reaches_the_callback():
+    """umap-learn's tqdm bar, written to our stream, becomes progress calls with its counts."""
+    calls = []
+    stream = proj._TqdmStream(lambda *a: calls.append(a))
+    for text in ("0/500", "\r120/500", "\r500/500\n", ""):
+        stream.write(text)
+    assert calls == [(0, 500, "UMAP: optimising the layout"), (120, 500, "UMAP: optimising the layout"),
+                     (500, 500, "UMAP: optimising the layout")]
+
+
 def test_umap():
     """UMAP in stages, each on the bar: loading umap-learn (when this process has not), the
     nearest neighbours chunk by chunk, the graph, the layout's epochs (umap-learn's own bar).
@@ -196,7 +206,9 @@ def test_umap():
     assert len(set(neighbours)) == 2  # two chunks of rows, each reported
     assert any(stage(c).startswith("UMAP: fuzzy graph") for c in calls)
     layout = [c[0] for c in calls if stage(c) == "UMAP: optimising the layout"]
-    assert len(set(layout)) > 2 and max(layout) >= sum(units.values()) - 1
+    # how many layout reports the bar gets depends on the machine's speed (the caller's thread
+    # passes on the latest one it finds): only that they grow to the end is asserted here
+    assert layout == sorted(layout) and max(layout) >= sum(units.values()) - 1
     assert nearest_cluster_of_extra(p, labels) == [0, 1, 2]
     assert p.params["n_neighbors_used"] == 15 and "note" not in p.params
     again = project(x, "umap", extra=centres, seed=0)
