@@ -234,15 +234,17 @@ def load_finished(store: RunStore, run_ids: Sequence[str]) -> list[Run]:
 
 
 def _summary(run: Run) -> RunSummary:
-    cfg, res = run.config(), run.result() or {}
+    cfg, res = run.config(), run.fit_result()
     return RunSummary(run.run_id, run.label, cfg.get("method"), bool(cfg.get("kdci")), cfg.get("seed"),
                       cfg.get("dataset"), cfg.get("student"), cfg.get("epochs"),
-                      float(res["student_accuracy"]), _num(res.get("teacher_accuracy")),
-                      _num(res.get("wall_time_s")), _num(res.get("peak_memory_mb")), res.get("device"),
-                      res.get("kdci_telemetry"),
+                      float(res.student_accuracy), _num(res.teacher_accuracy),
+                      _num(res.wall_time_s), _num(res.peak_memory_mb), res.device,
+                      res.kdci_telemetry,
                       # paths resolved: one folder is one value, however a run's command spelled it
-                      {**canonical_config(cfg), "teacher_sha256": res.get("teacher_sha256")},
-                      run.status().get("name"), prediction_summary(res))
+                      {**canonical_config(cfg), "teacher_sha256": res.teacher_sha256},
+                      run.status().get("name"),
+                      prediction_summary({"prediction_counts": res.prediction_counts,
+                                          "class_names": res.class_names}))
 
 
 def _ratio(on: list, off: list) -> float | None:

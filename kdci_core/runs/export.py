@@ -25,11 +25,11 @@ def export_student(store: RunStore, run_id: str, fmt: str, out: Path | str) -> t
     """Write the run's raw student (the deployed model, never the KDCI-compensated one) as
     ``fmt`` to ``out`` and its sidecar to ``out`` + ``.json``; returns both paths."""
     run = store.get(run_id)
-    result, cfg = run.result(), run.config()
+    result, cfg = run.fit_result(), run.config()
     if result is None or not run.path(STUDENT).exists():
         raise InputError(f"run {run_id}: not finished (status {run.status().get('status')}); only a "
                          "finished run has a student to export")
-    data = run_dataset(cfg, result)  # at the run's input spec (the teacher's size, normalisation)
+    data = run_dataset(cfg, {"input_spec": result.input_spec})  # at the run's input spec (the teacher's size, normalisation)
     info = data.info
     student = load_teacher(run.path(STUDENT), cfg["student"], image_size=info.image_size).model
     example = data.test.images[:2]
@@ -46,12 +46,12 @@ def export_student(store: RunStore, run_id: str, fmt: str, out: Path | str) -> t
         "normalisation": {"mean": list(info.mean), "std": list(info.std)},
         # the keys a teacher's sidecar has (teachers.input_spec): this student can teach in turn
         "image_size": info.image_size, "mean": list(info.mean), "std": list(info.std),
-        "input_spec_source": (result.get("input_spec") or {}).get("source"),
+        "input_spec_source": (result.input_spec or {}).get("source"),
         "output": f"logits N x {info.num_classes} (argmax = class index into class_names)",
-        "dataset": cfg["dataset"], "student_accuracy": result.get("student_accuracy"),
-        "teacher": cfg.get("teacher"), "teacher_arch": result.get("teacher_arch"),
-        "teacher_accuracy": result.get("teacher_accuracy"),
-        "teacher_sha256": result.get("teacher_sha256"), "method": cfg.get("method"),
+        "dataset": cfg["dataset"], "student_accuracy": result.student_accuracy,
+        "teacher": cfg.get("teacher"), "teacher_arch": result.teacher_arch,
+        "teacher_accuracy": result.teacher_accuracy,
+        "teacher_sha256": result.teacher_sha256, "method": cfg.get("method"),
         "kdci": cfg.get("kdci"), "exported_at": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
     return path, sidecar
 
