@@ -14,6 +14,7 @@ from kdci_core.common.errors import InputError
 from kdci_core.data.common import MAX_SIZE, MIN_SIZE
 from kdci_core.methods.needs import methods_for_teacher
 from kdci_core.teachers.input_spec import FIELDS, InputSpec
+from kdci_core.teachers.inspect import CHANCE_MARGIN, chance_level, near_chance  # noqa: F401 (the page's names)
 from kdci_core.teachers.load import metadata_accuracy
 
 #: the form's session keys (the field -> its widget's key)
@@ -27,8 +28,6 @@ INPUT_FIELDS = {**{f"--{k.replace('_', '-')}": f"'{v}'" for k, v in LABELS.items
                 "--in-channels": "'Channels'"}
 _FORM_OF = "_teacher_form_of"
 
-#: a teacher is "near chance" when its test accuracy is below chance + this many points
-CHANCE_MARGIN = 5.0
 CONFIRM = "Use it anyway"
 
 
@@ -109,15 +108,6 @@ def given_message(message: str) -> str:
 
 
 # --- a teacher near chance ---------------------------------------------------------------------
-def chance_level(num_classes: int) -> float:
-    return 100.0 / max(int(num_classes), 1)
-
-
-def near_chance(accuracy: float, num_classes: int) -> bool:
-    """The rule: test accuracy below chance (100 / classes) + ``CHANCE_MARGIN`` points."""
-    return float(accuracy) < chance_level(num_classes) + CHANCE_MARGIN
-
-
 def near_chance_text(report, recorded: dict) -> str:
     chance = chance_level(report.num_classes)
     named = recorded.get("dataset", (None,))[0]

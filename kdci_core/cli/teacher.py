@@ -4,6 +4,7 @@ or a checkpoint loaded safely, validated and scored (the Teacher page's ``Teache
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..common.errors import InputError
 from .common import add_input_arguments, add_output_arguments, write_json
@@ -41,6 +42,7 @@ def cmd_inspect(args) -> int:
     from ..common.device import resolve_device
     from ..teachers import is_onnx_path, load_teacher, report_for
     from ..teachers.input_spec import load_at_spec, resolve_input_spec
+    from ..teachers.inspect import CHANCE_MARGIN, chance_level, near_chance
 
     device = resolve_device(args.device)
     if args.arch and not is_onnx_path(args.file):
@@ -78,6 +80,13 @@ def cmd_inspect(args) -> int:
         print(f"test accuracy on {args.dataset}: {report.accuracy:.2f}%")
         for name, acc in zip(report.class_names, report.per_class):
             print(f"  {name:>14}: {acc:6.2f}%")
+        if near_chance(report.accuracy, report.num_classes):
+            out["near_chance"] = True
+            print(f"warning: {report.accuracy:.2f}% is within {CHANCE_MARGIN:g} points of chance "
+                  f"({chance_level(report.num_classes):.2f}% for {report.num_classes} classes): the "
+                  "teacher barely beats guessing on this data. Likely causes: the wrong dataset, the "
+                  "wrong normalisation (--mean/--std), the wrong architecture or image size, or an "
+                  "untrained file", file=sys.stderr)
     write_json(args.json, out)
     return 0
 

@@ -23,6 +23,20 @@ from .load import TeacherBundle, load_teacher
 from .onnx_teacher import is_onnx_path, load_onnx_teacher
 
 
+#: a teacher whose test accuracy is within this many points of chance is barely better than
+#: guessing on the chosen data: the Teacher page and ``teacher inspect`` say so
+CHANCE_MARGIN = 5.0
+
+
+def chance_level(num_classes: int) -> float:
+    return 100.0 / max(int(num_classes), 1)
+
+
+def near_chance(accuracy: float, num_classes: int) -> bool:
+    """The rule: test accuracy below chance (100 / classes) + :data:`CHANCE_MARGIN` points."""
+    return float(accuracy) < chance_level(num_classes) + CHANCE_MARGIN
+
+
 @dataclass
 class TeacherReport:
     """What the Teacher page shows about one validated teacher on one dataset."""

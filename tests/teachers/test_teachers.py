@@ -183,6 +183,26 @@ def test_cli_teacher_train_and_inspect(tmp_path, capsys):
     assert "expected 7 classes" in err and "Traceback" not in err
 
 
+def test_cli_teacher_inspect_warns_near_chance(builtin, tmp_path, capsys):
+    """An untrained file scores chance on digits: said on stderr and in the JSON, as the Teacher
+    page warns; a trained one is not warned about."""
+    from kdci_core.models import build_model
+    from kdci_core.models.weights import save_checkpoint
+
+    torch.manual_seed(0)
+    untrained = save_checkpoint(build_model("lenet5_half", num_classes=10, in_channels=1), tmp_path / "u.safetensors")
+    js = tmp_path / "u.json"
+    assert main(["teacher", "inspect", str(untrained), "--arch", "lenet5_half", "--num-classes", "10",
+                 "--dataset", "digits", "--json", str(js)]) == 0
+    err = capsys.readouterr().err
+    assert "within 5 points of chance (10.00% for 10 classes)" in err and "wrong normalisation" in err
+    assert json.loads(js.read_text())["near_chance"] is True
+    from kdci_core.teachers.builtin import builtin_teacher_path
+
+    assert main(["teacher", "inspect", str(builtin_teacher_path()), "--arch", "lenet5", "--dataset", "digits"]) == 0
+    assert "chance" not in capsys.readouterr().err
+
+
 def test_cli_teacher_train_says_every_epoch_with_its_loss_and_accuracy(tmp_path, capfd):
     """Issue 22: ``teacher train`` printed nothing for 2 minutes, then one line. It now says what
     it trains, then one line per epoch (loss, training accuracy) on stderr, and its bar (on a
