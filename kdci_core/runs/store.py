@@ -218,17 +218,13 @@ class Run:
         return _json_object(self.root / "status.json") or {"status": QUEUED}
 
     def result(self) -> dict | None:
-        """``result.json`` as stored: the run's id and the loop's result (``FitResult.to_json``)."""
-        return _json_object(self.root / "result.json")
+        return _json_object(self.root / "result.json")  # the run's id + FitResult.to_json()
 
     def fit_result(self):
         """The loop's result, typed (a ``distill.FitResult``; None while the run is unfinished)."""
-        data = self.result()
-        if data is None:
-            return None
         from ..distill.records import FitResult  # here: the store's own commands never load torch
 
-        return FitResult.from_json(data)
+        return None if (data := self.result()) is None else FitResult.from_json(data)
 
     def metrics(self) -> list[dict]:
         """The per-epoch records."""

@@ -9,6 +9,7 @@ test-artifacts/byo-*.png."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -49,6 +50,25 @@ def home(builtin, tmp_path, monkeypatch):
     return home
 
 
+@contextlib.contextmanager
+def uploaded(home, file):
+    """The Teacher page in Chromium, the built-in teacher shown, then ``file`` uploaded: yields the
+    page; a failure leaves a screenshot (byo-failed.png)."""
+    with serve(home) as url, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        try:
+            page.goto(url)
+            page.get_by_text("Test accuracy").wait_for(timeout=120_000)  # the built-in, on digits
+            upload(page, url, file)
+            yield page
+        except BaseException:
+            _shot(page, "failed")
+            raise
+        finally:
+            browser.close()
+
+
 def _choose(page, label: str, name: str) -> None:
     """Pick ``name`` in a searchable selectbox the way a user does: click, type, pick."""
     page.locator("[data-testid='stSelectbox']").filter(has_text=label).click()
@@ -60,31 +80,20 @@ def test_a_torchvision_resnet18_uploaded_with_its_architecture_shows_its_accurac
     from app.shared import remembered
 
     made = torchvision_teacher(tmp_path, "my resnet18.safetensors", epochs=2)
-    with serve(home) as url, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        try:
-            page.goto(url)
-            page.get_by_text("Test accuracy").wait_for(timeout=120_000)  # the built-in, on digits
-            upload(page, url, made)
-            hint = page.locator("[data-testid='stAlert']").filter(has_text="No architecture chosen").first
-            hint.wait_for(timeout=120_000)
-            assert "`tv:resnet18`" in hint.inner_text() or "tv:resnet18" in hint.inner_text()
-            _choose(page, "Architecture", "tv:resnet18")
-            page.get_by_text("valid tv:resnet18 checkpoint").first.wait_for(timeout=180_000)
-            _no_exception(page)
-            accuracy = page.locator("[data-testid='stMetric']").filter(has_text="Test accuracy").inner_text()
-            assert float(accuracy.split()[-1].rstrip("%")) > 40.0, accuracy
-            assert page.get_by_text("within 5 points of chance").count() == 0
-            _shot(page, "tv-resnet18")
-            chosen = remembered("teacher")
-            assert (chosen["arch"], chosen["dataset"], chosen["name"]) == \
-                ("tv:resnet18", "digits", "my resnet18.safetensors"), chosen
-        except BaseException:
-            _shot(page, "failed")
-            raise
-        finally:
-            browser.close()
+    with uploaded(home, made) as page:
+        hint = page.locator("[data-testid='stAlert']").filter(has_text="No architecture chosen").first
+        hint.wait_for(timeout=120_000)
+        assert "`tv:resnet18`" in hint.inner_text() or "tv:resnet18" in hint.inner_text()
+        _choose(page, "Architecture", "tv:resnet18")
+        page.get_by_text("valid tv:resnet18 checkpoint").first.wait_for(timeout=180_000)
+        _no_exception(page)
+        accuracy = page.locator("[data-testid='stMetric']").filter(has_text="Test accuracy").inner_text()
+        assert float(accuracy.split()[-1].rstrip("%")) > 40.0, accuracy
+        assert page.get_by_text("within 5 points of chance").count() == 0
+        _shot(page, "tv-resnet18")
+        chosen = remembered("teacher")
+        assert (chosen["arch"], chosen["dataset"], chosen["name"]) == \
+            ("tv:resnet18", "digits", "my resnet18.safetensors"), chosen
 
 
 @pytest.fixture
@@ -103,42 +112,31 @@ def fashion_teacher(tmp_path):
 def test_a_fashion_mnist_teacher_uploaded_with_digits_selected(home, fashion_teacher):
     from app.shared import remembered
 
-    with serve(home) as url, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        try:
-            page.goto(url)
-            page.get_by_text("Test accuracy").wait_for(timeout=120_000)  # the built-in, on digits
-            upload(page, url, fashion_teacher)
-            note = page.get_by_text("The form said `digits`").or_(page.get_by_text("The form said digits"))
-            note.first.wait_for(timeout=120_000)
-            text = page.locator("[data-testid='stAlert']").filter(has_text="The form said").first.inner_text()
-            assert "checkpoint metadata of fmnist_lenet5.safetensors" in text and "fashion-mnist" in text, text
-            # its data are not in the default location here: the page says where it looked
-            page.get_by_text("the IDX files were not found").first.wait_for(timeout=60_000)
-            _shot(page, "fashion-metadata")
-            root = page.get_by_label("Data root (optional)")
-            root.fill(str(FASHION))
-            root.press("Enter")
-            page.get_by_text("10,000 test images of fashion-mnist").wait_for(timeout=180_000)
-            _no_exception(page)
-            assert page.get_by_text("within 5 points of chance").count() == 0
-            accuracy = page.locator("[data-testid='stMetric']").filter(has_text="Test accuracy").inner_text()
-            assert float(accuracy.split()[-1].rstrip("%")) > 50.0, accuracy
-            page.get_by_text("28 px (checkpoint metadata of fmnist_lenet5.safetensors)").first.wait_for(timeout=30_000)
-            _shot(page, "fashion-validated")
-            chosen = remembered("teacher")
-            assert (chosen["dataset"], chosen["arch"]) == ("fashion-mnist", "lenet5"), chosen
+    with uploaded(home, fashion_teacher) as page:
+        note = page.get_by_text("The form said `digits`").or_(page.get_by_text("The form said digits"))
+        note.first.wait_for(timeout=120_000)
+        text = page.locator("[data-testid='stAlert']").filter(has_text="The form said").first.inner_text()
+        assert "checkpoint metadata of fmnist_lenet5.safetensors" in text and "fashion-mnist" in text, text
+        # its data are not in the default location here: the page says where it looked
+        page.get_by_text("the IDX files were not found").first.wait_for(timeout=60_000)
+        _shot(page, "fashion-metadata")
+        root = page.get_by_label("Data root (optional)")
+        root.fill(str(FASHION))
+        root.press("Enter")
+        page.get_by_text("10,000 test images of fashion-mnist").wait_for(timeout=180_000)
+        _no_exception(page)
+        assert page.get_by_text("within 5 points of chance").count() == 0
+        accuracy = page.locator("[data-testid='stMetric']").filter(has_text="Test accuracy").inner_text()
+        assert float(accuracy.split()[-1].rstrip("%")) > 50.0, accuracy
+        page.get_by_text("28 px (checkpoint metadata of fmnist_lenet5.safetensors)").first.wait_for(timeout=30_000)
+        _shot(page, "fashion-validated")
+        chosen = remembered("teacher")
+        assert (chosen["dataset"], chosen["arch"]) == ("fashion-mnist", "lenet5"), chosen
 
-            # what the issue saw: the same teacher scored on digits; now flagged, and not taken
-            _choose(page, "Dataset", "digits")
-            page.get_by_text("within 5 points of chance").first.wait_for(timeout=180_000)
-            page.get_by_role("button", name="Use it anyway").wait_for(timeout=30_000)
-            _no_exception(page)
-            _shot(page, "digits-near-chance")
-            assert remembered("teacher")["dataset"] == "fashion-mnist"  # still the one validated above
-        except BaseException:
-            _shot(page, "failed")
-            raise
-        finally:
-            browser.close()
+        # what the issue saw: the same teacher scored on digits; now flagged, and not taken
+        _choose(page, "Dataset", "digits")
+        page.get_by_text("within 5 points of chance").first.wait_for(timeout=180_000)
+        page.get_by_role("button", name="Use it anyway").wait_for(timeout=30_000)
+        _no_exception(page)
+        _shot(page, "digits-near-chance")
+        assert remembered("teacher")["dataset"] == "fashion-mnist"  # still the one validated above
